@@ -1,0 +1,9 @@
+from django.urls import path
+
+from contactcentre import views
+
+app_name = "contactcentre"
+urlpatterns = [
+    path("", views.console, name="console"),
+    path("shipments/<str:reference>/", views.shipment_page, name="shipment"),
+]

@@ -1,0 +1,196 @@
+"""Baton's settings, read from the environment (see the README's table of variables)."""
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: str = "False") -> bool:
+    return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def envint(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# The SQLite default is the newcomer's laptop, so it runs in DEBUG; with a DATABASE_URL it does not.
+DEBUG = envbool("DEBUG", "false" if os.environ.get("DATABASE_URL") else "true")
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    # The development key is only for a developer's machine and the test suite.
+    if not DEBUG and "pytest" not in sys.modules:
+        raise ImproperlyConfigured("Set SECRET_KEY, or DEBUG=true for local development.")
+    SECRET_KEY = "baton-development-only-secret-key-do-not-use-in-production"
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "tracking",
+    "partners",
+    "contactcentre",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hub.urls"
+WSGI_APPLICATION = "hub.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the dev server and an eager worker share the file.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/London")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if envbool("SECURE_COOKIES", "False"):
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hub.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"partner": None},
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baton API",
+    "DESCRIPTION": "Delivery-chain tracking hub: partner ingest, agent timelines, customer tracking.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "tracking.statuses.Status",
+        "ReasonEnum": "tracking.statuses.Reason",
+        "EventKindEnum": "tracking.statuses.EventKind",
+    },
+}
+
+# --- Celery ------------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = envbool("CELERY_TASK_EAGER_PROPAGATES", "False")
+CELERY_TASK_IGNORE_RESULT = True
+# An acknowledged partner update must survive a worker killed mid-task: acknowledge only after
+# the task ran, give the message back if the worker dies, and keep the visibility timeout above
+# any task run time or retry delay so Redis does not redeliver a task that is still running.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = envint("CELERY_PREFETCH_MULTIPLIER", 4)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SOFT_TIME_LIMIT = 300
+CELERY_TASK_TIME_LIMIT = 330
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unprocessed-inbound": {
+        "task": "partners.tasks.sweep_unprocessed_messages",
+        "schedule": timedelta(seconds=envint("BATON_SWEEP_SECONDS", 60)),
+    },
+    "poll-pull-partners": {
+        "task": "partners.tasks.poll_partners",
+        "schedule": timedelta(seconds=envint("BATON_POLL_SECONDS", 300)),
+    },
+}
+
+# --- Baton -------------------------------------------------------------------------------------
+BATON = {
+    "MAX_BODY_BYTES": envint("BATON_MAX_BODY_BYTES", 1024 * 1024),
+    "MAX_BATCH_EVENTS": envint("BATON_MAX_BATCH_EVENTS", 500),
+    "TRACKING_TOKEN_DAYS": envint("BATON_TRACKING_TOKEN_DAYS", 60),
+    "SWEEP_AFTER_SECONDS": envint("BATON_SWEEP_AFTER_SECONDS", 120),
+    "DELIVERED_MAX_DISTANCE_M": envint("BATON_DELIVERED_MAX_DISTANCE_M", 1000),
+    "CLOCK_SKEW_TOLERANCE_SECONDS": envint("BATON_CLOCK_SKEW_TOLERANCE_SECONDS", 300),
+    "CONFLICT_WINDOW_SECONDS": envint("BATON_CONFLICT_WINDOW_SECONDS", 900),
+    "SILENCE_THRESHOLD_SECONDS": envint("BATON_SILENCE_THRESHOLD_SECONDS", 7200),
+    "PARTNER_RATE_LIMIT_PER_MINUTE": envint("BATON_PARTNER_RATE_LIMIT_PER_MINUTE", 60000),
+    "WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS": envint("BATON_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS", 300),
+}

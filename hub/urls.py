@@ -1,0 +1,45 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from partners import views as partner_views
+from tracking import views as tracking_views
+
+api_v1 = [
+    path("shipments", tracking_views.ShipmentListView.as_view(), name="shipments"),
+    path("shipments/<str:reference>", tracking_views.ShipmentDetailView.as_view(), name="shipment"),
+    path(
+        "shipments/<str:reference>/timeline",
+        tracking_views.ShipmentTimelineView.as_view(),
+        name="shipment-timeline",
+    ),
+    path(
+        "shipments/<str:reference>/assignments",
+        tracking_views.AssignmentView.as_view(),
+        name="shipment-assignments",
+    ),
+]
+partner_v1 = [
+    path("events", partner_views.PartnerEventsView.as_view(), name="partner-events"),
+    path("handoffs", partner_views.HandOffView.as_view(), name="partner-handoffs"),
+    path("uploads", partner_views.UploadView.as_view(), name="partner-uploads"),
+    path("uploads/template.csv", partner_views.UploadTemplateView.as_view(), name="partner-upload-template"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/console/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("console/", include("contactcentre.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/partner/v1/", include(partner_v1)),
+    path("api/public/v1/track/<str:token>", tracking_views.PublicTrackingView.as_view(), name="public-track"),
+    path("t/<str:token>", tracking_views.tracking_page, name="tracking-page"),
+    path(
+        "webhooks/<slug:adapter>/<slug:slug>/",
+        partner_views.VendorWebhookView.as_view(),
+        name="vendor-webhook",
+    ),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]

@@ -1,0 +1,59 @@
+"""All outbound HTTP to partners goes through here: timeouts, backoff on errors and rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from partners.adapters.base import PartnerError
+
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 15.0
+
+
+def make_session() -> requests.Session:
+    # urllib3 retries idempotent requests on connection errors, 5xx and 429 with exponential
+    # backoff, and waits as long as the vendor's Retry-After asks.
+    retry = Retry(
+        total=4,
+        backoff_factor=1.0,
+        backoff_max=60,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.headers["User-Agent"] = "Baton/1.0 (+delivery tracking hub)"
+    return session
+
+
+class PartnerHttpClient:
+    """The client pull adapters call; keeps the last raw body so it can be stored as received."""
+
+    def __init__(self, session: requests.Session | None = None) -> None:
+        self.session = session or make_session()
+        self.last_body: bytes = b""
+
+    def get_json(self, url: str, *, headers: Mapping[str, str] | None = None) -> Any:
+        try:
+            response = self.session.get(
+                url, headers=dict(headers or {}), timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
+            )
+        except requests.RequestException as exc:
+            raise PartnerError(f"GET {url} failed: {exc}") from exc
+        self.last_body = response.content
+        if response.status_code in (401, 403, 404):
+            raise PartnerError(f"GET {url} answered {response.status_code}", permanent=True)
+        if response.status_code >= 400:
+            raise PartnerError(f"GET {url} answered {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise PartnerError(f"GET {url} did not return JSON", permanent=True) from exc

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
+
+from django.db import models
+from django.db.models import Q
+
+
+def hash_api_key(key: str) -> str:
+    # API keys carry 256 random bits, so a fast hash is enough to make a stolen table useless.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Partner(models.Model):
+    """An organisation that can hold shipments, with the adapter that speaks its format."""
+
+    class Kind(models.TextChoices):
+        FLEET = "fleet", "First-party fleet"
+        SUBCONTRACTOR = "subcontractor", "Subcontractor"
+        CARRIER = "carrier", "Parcel carrier"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    adapter = models.CharField(max_length=32, help_text="Name of the adapter in partners.adapters.")
+    api_key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    api_key_prefix = models.CharField(max_length=12, editable=False, help_text="To tell keys apart.")
+    webhook_secret = models.CharField(max_length=512, blank=True, help_text="As the vendor issued it.")
+    previous_webhook_secret = models.CharField(
+        max_length=512, blank=True, help_text="Still accepted while the vendor rotates to the new secret."
+    )
+    timezone = models.CharField(
+        max_length=64, default="Europe/London", help_text="For partner times that carry no offset."
+    )
+    config = models.JSONField(default=dict, blank=True, help_text="Pull API settings (api_key, base_url).")
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def rotate_api_key(self) -> str:
+        """Set a new API key and return it; only its hash is stored, so it can be shown once."""
+        key = f"bt_{secrets.token_urlsafe(32)}"
+        self.api_key_hash = hash_api_key(key)
+        self.api_key_prefix = key[:10]
+        return key
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return [s for s in (self.webhook_secret, self.previous_webhook_secret) if s]
+
+    @property
+    def tzinfo(self) -> tzinfo:
+        return ZoneInfo(self.timezone)
+
+
+class CustodyQuerySet(models.QuerySet["Custody"]):
+    def open(self) -> CustodyQuerySet:
+        return self.filter(ended_at__isnull=True)
+
+    def held_at(self, moment: datetime) -> CustodyQuerySet:
+        return self.filter(Q(ended_at__isnull=True) | Q(ended_at__gt=moment), started_at__lte=moment)
+
+
+class Custody(models.Model):
+    """The interval during which a partner holds a shipment, under the partner's own reference."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="custodies")
+    shipment = models.ForeignKey("tracking.Shipment", on_delete=models.CASCADE, related_name="custody")
+    partner_reference = models.CharField(max_length=128)
+    group_reference = models.CharField(
+        max_length=128, blank=True, db_index=True, help_text="Route or batch the job belongs to."
+    )
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    handed_off_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="handed_to"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CustodyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "custodies"
+        ordering = ["started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["shipment"], condition=Q(ended_at__isnull=True), name="custody_one_open_per_shipment"
+            ),
+            models.UniqueConstraint(
+                fields=["partner", "partner_reference"],
+                condition=Q(ended_at__isnull=True),
+                name="custody_open_reference_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["partner", "partner_reference"], name="custody_partner_ref")]
+
+    def __str__(self) -> str:
+        return f"{self.partner} holds {self.shipment_id} as {self.partner_reference}"
+
+
+class InboundMessage(models.Model):
+    """The raw bytes a partner sent, stored before anything else happens (the outbox of ingest)."""
+
+    class Channel(models.TextChoices):
+        API = "api", "Partner API"
+        WEBHOOK = "webhook", "Vendor webhook"
+        UPLOAD = "upload", "CSV upload"
+        POLL = "poll", "Polled"
+        HANDOFF = "handoff", "Hand-off"
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received, waiting to be processed"
+        PROCESSED = "processed", "Processed"
+        UNMATCHED = "unmatched", "No shipment matched yet (replayed when an assignment appears)"
+        FAILED = "failed", "Could not be parsed"
+        REJECTED = "rejected", "Rejected at the door"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="messages")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    body = models.BinaryField()
+    headers = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    received_at = models.DateTimeField(db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    events_recorded = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(fields=["state", "received_at"], name="inbound_state_received"),
+            models.Index(fields=["partner", "state"], name="inbound_partner_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} {self.channel} {self.received_at:%Y-%m-%d %H:%M:%S} {self.state}"
+
+
+class IdempotencyKey(models.Model):
+    """A partner's `Idempotency-Key`: the same key and body get the same response."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty while running.")
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["partner", "key"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id}:{self.key}"

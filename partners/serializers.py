@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from partners.models import Custody, Partner
+from tracking.statuses import EventKind, Reason, Status
+
+
+class LocationSerializer(serializers.Serializer):
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lng = serializers.FloatField(min_value=-180, max_value=180)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a partner cannot set what only Baton decides."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class NativeEventSerializer(StrictSerializer):
+    reference = serializers.CharField(max_length=128, help_text="Your reference for the job, or ours.")
+    event_id = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="Your id for this event (dedupes)."
+    )
+    kind = serializers.ChoiceField(
+        choices=[c for c in EventKind.choices if c[0] != EventKind.HANDOFF], default=EventKind.STATUS
+    )
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    reason = serializers.ChoiceField(choices=Reason.choices, required=False)
+    sub_status = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    raw_status = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    occurred_at = serializers.DateTimeField(help_text="When it happened, ISO 8601 with an offset.")
+    location = LocationSerializer(required=False)
+    eta = serializers.DateTimeField(required=False, allow_null=True)
+    proof = serializers.DictField(required=False, help_text="Proof of delivery: photo_url, signed_by...")
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        kind = attrs.get("kind", EventKind.STATUS)
+        if kind == EventKind.STATUS and not attrs.get("status"):
+            raise serializers.ValidationError({"status": ["Required for a status event."]})
+        if kind == EventKind.LOCATION and not attrs.get("location"):
+            raise serializers.ValidationError({"location": ["Required for a location event."]})
+        if kind == EventKind.ETA and not attrs.get("eta"):
+            raise serializers.ValidationError({"eta": ["Required for an ETA event."]})
+        return attrs
+
+
+class NativeBatchSerializer(StrictSerializer):
+    events = NativeEventSerializer(many=True, allow_empty=False)
+
+    def validate_events(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        limit = settings.BATON["MAX_BATCH_EVENTS"]
+        if len(value) > limit:
+            raise serializers.ValidationError(f"At most {limit} events per request.")
+        return value
+
+
+class AcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Events stored for processing.")
+    message_id = serializers.IntegerField(help_text="The stored raw message, for support.")
+
+
+class HandOffSerializer(StrictSerializer):
+    reference = serializers.CharField(max_length=128, help_text="Your reference for the job you hand on.")
+    to_partner = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Partner.objects.filter(is_active=True)
+    )
+    to_reference = serializers.CharField(max_length=128, help_text="The receiving partner's reference.")
+    occurred_at = serializers.DateTimeField(required=False)
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class CustodyLinkSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    partner = serializers.CharField()
+    partner_name = serializers.CharField()
+    partner_kind = serializers.CharField()
+    partner_reference = serializers.CharField()
+    handed_off_by = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    is_current = serializers.BooleanField()
+    last_heard_at = serializers.DateTimeField(allow_null=True)
+
+
+class HandOffResultSerializer(serializers.ModelSerializer):
+    partner = serializers.CharField(source="partner.slug")
+
+    class Meta:
+        model = Custody
+        fields = ["id", "partner", "partner_reference", "started_at", "handed_off_by"]
+
+
+class UploadRowErrorSerializer(serializers.Serializer):
+    row = serializers.IntegerField(help_text="Line number in the file (the header is line 1).")
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
+
+
+class UploadReportSerializer(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    rows = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+    errors = UploadRowErrorSerializer(many=True)  # type: ignore[assignment]

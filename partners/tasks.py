@@ -1,0 +1,33 @@
+from celery import shared_task
+from django.db import OperationalError
+
+from partners import services
+from partners.adapters.base import PartnerError
+
+
+@shared_task(
+    autoretry_for=(OperationalError, ConnectionError, PartnerError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=10,
+)
+def process_inbound_message(message_id: int) -> str:
+    """Apply one stored partner message; safe to repeat."""
+    return services.process_inbound(message_id)
+
+
+@shared_task
+def sweep_unprocessed_messages() -> int:
+    """Re-enqueue messages a lost broker message left waiting."""
+    return services.sweep_unprocessed()
+
+
+@shared_task
+def poll_partners() -> int:
+    """Pull the open shipments of partners that only offer a pull API."""
+    return services.poll_pull_partners()
+
+
+@shared_task(autoretry_for=(PartnerError,), retry_backoff=True, max_retries=5)
+def poll_custody(custody_id: int) -> int:
+    return services.poll_custody(custody_id)

@@ -1,0 +1,299 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hub.errors import Conflict, PayloadTooLarge, Unprocessable
+from hub.schema import errors
+from partners import services
+from partners.adapters import get_adapter
+from partners.adapters.base import InboundRequest, VerificationError
+from partners.adapters.native import CSV_COLUMNS, read_csv_rows
+from partners.authentication import IsPartner, PartnerKeyAuthentication, PartnerRateThrottle
+from partners.models import InboundMessage, Partner
+from partners.serializers import (
+    AcceptedSerializer,
+    HandOffResultSerializer,
+    HandOffSerializer,
+    NativeBatchSerializer,
+    NativeEventSerializer,
+    UploadReportSerializer,
+)
+
+REJECTED = InboundMessage.State.REJECTED
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Same key and body: the first response again; same key, other body: 422.",
+)
+
+
+def kept_headers(request: Request) -> dict[str, str]:
+    """Headers worth keeping with the raw message; credentials are never stored."""
+    return {
+        name.lower(): value
+        for name, value in request.headers.items()
+        if name.lower() not in {"authorization", "cookie", "api-key", "x-api-key"}
+    }
+
+
+def read_body(request: Request, partner: Partner, channel: str) -> bytes:
+    """The raw body, refused with 413 past the limit (what was read is still kept, marked)."""
+    limit = settings.BATON["MAX_BODY_BYTES"]
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > limit:
+        prefix = request._request.read(limit)
+        services.record_inbound(
+            partner,
+            channel=channel,
+            body=prefix,
+            headers=kept_headers(request),
+            state=REJECTED,
+            error=f"body of {length} bytes is over the {limit}-byte limit; first {len(prefix)} bytes kept",
+        )
+        raise PayloadTooLarge(f"The body is {length} bytes; the limit is {limit} bytes.")
+    return request._request.body
+
+
+class PartnerAPIView(APIView):
+    authentication_classes = [PartnerKeyAuthentication]
+    permission_classes = [IsPartner]
+    throttle_classes = [PartnerRateThrottle]
+    parser_classes: list[Any] = []  # bodies are read raw: they are stored exactly as received
+
+    def reject(self, partner: Partner, channel: str, body: bytes, exc: Exception) -> None:
+        services.record_inbound(
+            partner,
+            channel=channel,
+            body=body,
+            headers=kept_headers(self.request),
+            state=REJECTED,
+            error=str(exc),
+        )
+
+    def idempotent(self, partner: Partner, body: bytes, produce: Any) -> Response:
+        key = self.request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            code, payload = produce()
+            return Response(payload, status=code)
+        if len(key) > 255:
+            raise exceptions.ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        try:
+            code, payload = services.run_idempotent(partner, key, body, produce)
+        except services.IdempotencyMismatch:
+            raise Unprocessable("This Idempotency-Key was used with a different body.") from None
+        except services.IdempotencyInProgress:
+            raise Conflict() from None
+        return Response(payload, status=code)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise exceptions.ValidationError({"body": [f"Not valid JSON: {exc}"]}) from exc
+
+
+class PartnerEventsView(PartnerAPIView):
+    @extend_schema(
+        operation_id="partner_events_create",
+        tags=["partner"],
+        summary="Report one event, or a batch of up to 500",
+        parameters=[IDEMPOTENCY_HEADER],
+        request=PolymorphicProxySerializer(
+            component_name="PartnerEvents",
+            serializers=[NativeEventSerializer, NativeBatchSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={202: AcceptedSerializer, **errors(400, 401, 404, 409, 413, 422, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        partner: Partner = request.auth  # type: ignore[assignment]
+        body = read_body(request, partner, InboundMessage.Channel.API)
+        return self.idempotent(partner, body, lambda: self.accept(partner, body))
+
+    def accept(self, partner: Partner, body: bytes) -> tuple[int, dict[str, Any]]:
+        channel = InboundMessage.Channel.API
+        try:
+            data = parse_json(body)
+            if isinstance(data, dict) and "events" in data:
+                serializer: serializers.Serializer = NativeBatchSerializer(data=data)
+                serializer.is_valid(raise_exception=True)
+                events = serializer.validated_data["events"]
+            else:
+                serializer = NativeEventSerializer(data=data)
+                serializer.is_valid(raise_exception=True)
+                events = [serializer.validated_data]
+            services.check_custody(partner, {e["reference"] for e in events})
+        except (exceptions.ValidationError, services.NotHeld) as exc:
+            self.reject(partner, channel, body, exc)
+            if isinstance(exc, services.NotHeld):
+                raise NotHeldError(exc) from None
+            raise
+        message = services.record_inbound(
+            partner, channel=channel, body=body, headers=kept_headers(self.request)
+        )
+        return status.HTTP_202_ACCEPTED, {"accepted": len(events), "message_id": message.pk}
+
+
+class NotHeldError(exceptions.NotFound):
+    def __init__(self, exc: services.NotHeld) -> None:
+        super().__init__(f"No shipment held by you under: {', '.join(exc.references)}.")
+        self.references = exc.references
+
+
+class HandOffView(PartnerAPIView):
+    @extend_schema(
+        operation_id="partner_handoffs_create",
+        tags=["partner"],
+        summary="Hand a shipment you hold on to another partner",
+        request=HandOffSerializer,
+        responses={201: HandOffResultSerializer, **errors(400, 401, 404, 413, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        partner: Partner = request.auth  # type: ignore[assignment]
+        channel = InboundMessage.Channel.HANDOFF
+        body = read_body(request, partner, channel)
+        serializer = HandOffSerializer(data=parse_json(body))
+        if not serializer.is_valid():
+            self.reject(partner, channel, body, exceptions.ValidationError(serializer.errors))
+            raise exceptions.ValidationError(serializer.errors)
+        data = serializer.validated_data
+        message = services.record_inbound(
+            partner, channel=channel, body=body, headers=kept_headers(request), enqueue=False
+        )
+        try:
+            custody = services.hand_off(
+                partner,
+                reference=data["reference"],
+                to_partner=data["to_partner"],
+                to_reference=data["to_reference"],
+                occurred_at=data.get("occurred_at"),
+                note=data.get("note", ""),
+                message=message,
+            )
+        except services.NotHeld as exc:
+            services.finish_message(message, REJECTED, str(exc))
+            raise NotHeldError(exc) from None
+        except services.HandOffError as exc:
+            services.finish_message(message, REJECTED, str(exc))
+            raise exceptions.ValidationError({"to_reference": [str(exc)]}) from None
+        services.finish_message(message, InboundMessage.State.PROCESSED, "", recorded=1)
+        return Response(HandOffResultSerializer(custody).data, status=status.HTTP_201_CREATED)
+
+
+class UploadView(PartnerAPIView):
+    @extend_schema(
+        operation_id="partner_uploads_create",
+        tags=["partner"],
+        summary="Upload a CSV file of events (see the template)",
+        request={"text/csv": OpenApiTypes.BINARY},
+        responses={200: UploadReportSerializer, **errors(400, 401, 413, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        partner: Partner = request.auth  # type: ignore[assignment]
+        channel = InboundMessage.Channel.UPLOAD
+        body = read_body(request, partner, channel)
+        try:
+            rows = read_csv_rows(body)
+        except services.PartnerError as exc:
+            self.reject(partner, channel, body, exc)
+            raise exceptions.ValidationError({"file": [exc.message]}) from None
+        report = services.check_upload_rows(partner, rows)
+        accepted = len(rows) - len(report)
+        state = InboundMessage.State.RECEIVED if accepted else REJECTED
+        message = services.record_inbound(
+            partner,
+            channel=channel,
+            body=body,
+            headers=kept_headers(request),
+            state=state,
+            error="; ".join(f"line {e['row']}: {e['message']}" for e in report)[:2000],
+        )
+        return Response({"message_id": message.pk, "rows": len(rows), "accepted": accepted, "errors": report})
+
+
+class UploadTemplateView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(
+        operation_id="partner_uploads_template",
+        tags=["partner"],
+        summary="The CSV template for uploads",
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        example = "JOB-1042,delivered,2026-11-23T14:05:00+00:00,,,,51.5007,-0.1246,,Left with neighbour at 12"
+        response = HttpResponse(",".join(CSV_COLUMNS) + "\n" + example + "\n", content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="baton-events-template.csv"'
+        return response
+
+
+class VendorWebhookView(APIView):
+    """Verify with the vendor's own scheme, store the raw message, process it in a worker."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes: list[Any] = []
+
+    def inbound(self, request: Request) -> InboundRequest:
+        return InboundRequest(
+            body=request._request.body if request.method == "POST" else b"",
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query={k: str(v) for k, v in request.query_params.items()},
+            method=request.method or "POST",
+            path=request.path,
+        )
+
+    def partner(self, adapter: str, slug: str) -> Partner:
+        return get_object_or_404(Partner, slug=slug, adapter=adapter, is_active=True)
+
+    @extend_schema(
+        operation_id="vendor_webhook_handshake",
+        tags=["webhooks"],
+        summary="URL ownership handshake (Onfleet's ?check=)",
+        responses={(200, "text/plain"): OpenApiTypes.STR, **errors(404)},
+    )
+    def get(self, request: Request, adapter: str, slug: str) -> HttpResponse:
+        partner = self.partner(adapter, slug)
+        answer = get_adapter(partner.adapter).challenge(self.inbound(request))
+        if answer is None:
+            raise exceptions.NotFound("This vendor has no handshake.")
+        return HttpResponse(answer, content_type="text/plain")
+
+    @extend_schema(
+        operation_id="vendor_webhook_receive",
+        tags=["webhooks"],
+        summary="Receive a vendor webhook",
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: AcceptedSerializer, **errors(401, 404, 413)},
+    )
+    def post(self, request: Request, adapter: str, slug: str) -> Response:
+        partner = self.partner(adapter, slug)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.BATON["MAX_BODY_BYTES"]:
+            raise PayloadTooLarge(
+                f"The body is {length} bytes; the limit is {settings.BATON['MAX_BODY_BYTES']}."
+            )
+        inbound = self.inbound(request)
+        try:
+            get_adapter(partner.adapter).verify(inbound, partner.webhook_secrets)
+        except VerificationError as exc:
+            raise exceptions.AuthenticationFailed(f"Webhook verification failed: {exc}") from None
+        message = services.record_inbound(
+            partner, channel=InboundMessage.Channel.WEBHOOK, body=inbound.body, headers=dict(inbound.headers)
+        )
+        return Response({"accepted": 1, "message_id": message.pk})

@@ -1,0 +1,143 @@
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from hub.celery import app as celery_app
+from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+
+
+def pytest_collection_modifyitems(config, items):
+    """Live tests need PostgreSQL, Redis and a worker: skip them in the default (SQLite) run."""
+    if os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return
+    skip = pytest.mark.skip(reason="live: set DATABASE_URL (PostgreSQL) and REDIS_URL")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def celery_mode(request):
+    """Tests run tasks in-process unless they use the live worker."""
+    live = "live" in request.keywords
+    celery_app.conf.task_always_eager = not live
+    celery_app.conf.task_eager_propagates = not live
+
+
+@pytest.fixture
+def partner(db):
+    return PartnerFactory(slug="swift-couriers", name="Swift Couriers")
+
+
+@pytest.fixture
+def shipment(db):
+    return ShipmentFactory(reference="ORD-1001")
+
+
+@pytest.fixture
+def custody(partner, shipment):
+    return CustodyFactory(partner=partner, shipment=shipment, partner_reference="SWIFT-77")
+
+
+@pytest.fixture
+def partner_client() -> Callable[..., APIClient]:
+    def make(partner) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {partner.api_key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def agent_client(db, django_user_model) -> APIClient:
+    user = django_user_model.objects.create_user("agent", "agent@example.com", "pw", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, interval: float = 0.1):
+    """Poll until `condition()` is truthy (live tests wait on a real worker)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def live_database_url() -> str:
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+class Worker:
+    """A real `celery worker` process on the test database; `kill()` and `start()` for fault tests."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = open(os.path.join(settings.BASE_DIR, "var", "live-worker.log"), "ab")  # noqa: SIM115
+
+    def start(self) -> None:
+        env = {**os.environ, "DATABASE_URL": live_database_url(), "BATON_SWEEP_SECONDS": "2"}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "hub",
+                "worker",
+                "-B",
+                "-l",
+                "INFO",
+                "-c",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+                "-s",
+                os.path.join(settings.BASE_DIR, "var", "beat-schedule"),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+        )
+        ready = wait_for(lambda: celery_app.control.ping(timeout=0.5), timeout=60)
+        assert ready, "the Celery worker did not answer a ping within 60 s"
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        subprocess.run(["pkill", "-9", "-f", "celery -A hub worker"], check=False)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def live_worker(django_db_setup, django_db_blocker) -> Iterator[Worker]:
+    assert connection.vendor == "postgresql", "live tests run against PostgreSQL"
+    os.makedirs(os.path.join(settings.BASE_DIR, "var"), exist_ok=True)
+    celery_app.control.purge()
+    worker = Worker()
+    worker.start()
+    yield worker
+    worker.stop()

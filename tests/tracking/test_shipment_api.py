@@ -1,0 +1,138 @@
+import json
+
+import pytest
+
+from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+from tracking.models import Shipment, hash_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def new_shipment(**overrides):
+    return {
+        "reference": "ORD-2001",
+        "customer_name": "Ada Lovelace",
+        "customer_email": "ada@example.com",
+        "customer_phone": "+44 7700 900123",
+        "address": "12 Baker Street, London",
+        "postcode": "nw1 6xe",
+        "latitude": 51.5237,
+        "longitude": -0.1585,
+        **overrides,
+    }
+
+
+def test_ops_creates_a_shipment_and_gets_the_tracking_link_once(agent_client):
+    response = agent_client.post("/api/v1/shipments", new_shipment(), format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    token = body["tracking_url"].rsplit("/", 1)[1]
+    shipment = Shipment.objects.get(reference="ORD-2001")
+    assert shipment.postcode == "NW1 6XE"
+    assert shipment.tracking_token_hash == hash_token(token)
+    assert token not in json.dumps(agent_client.get("/api/v1/shipments/ORD-2001").json())
+
+
+def test_tracking_token_has_256_bits_and_only_its_hash_is_stored(db):
+    shipment = ShipmentFactory()
+
+    assert len(shipment.token) >= 43  # 32 random bytes, base64url
+    assert shipment.token not in shipment.tracking_token_hash
+    assert Shipment.objects.filter(tracking_token_hash=hash_token(shipment.token)).exists()
+
+
+def test_duplicate_reference_is_a_400(agent_client):
+    agent_client.post("/api/v1/shipments", new_shipment(), format="json")
+
+    response = agent_client.post("/api/v1/shipments", new_shipment(), format="json")
+
+    assert response.status_code == 400
+    assert "reference" in response.json()["fields"]
+
+
+def test_assignment_gives_the_shipment_to_a_partner(agent_client):
+    PartnerFactory(slug="gig")
+    agent_client.post("/api/v1/shipments", new_shipment(), format="json")
+
+    response = agent_client.post(
+        "/api/v1/shipments/ORD-2001/assignments",
+        {"partner": "gig", "partner_reference": "G-1"},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    detail = agent_client.get("/api/v1/shipments/ORD-2001").json()
+    assert detail["current_partner"] == "gig"
+    assert [link["partner_reference"] for link in detail["custody_chain"]] == ["G-1"]
+
+
+def test_assignment_to_unknown_partner_is_a_400(agent_client):
+    agent_client.post("/api/v1/shipments", new_shipment(), format="json")
+
+    response = agent_client.post(
+        "/api/v1/shipments/ORD-2001/assignments",
+        {"partner": "ghost", "partner_reference": "G-1"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "partner" in response.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["ORD-3003", "ord-3003", "SWIFT-9", "sam@example.com", "SAM@EXAMPLE.COM", "07700 900555", "e1 6an"],
+)
+def test_agent_finds_a_shipment_by_anything_the_caller_knows(agent_client, term):
+    target = ShipmentFactory(
+        reference="ORD-3003",
+        customer_email="sam@example.com",
+        customer_phone="+44 7700 900555",
+        postcode="E1 6AN",
+    )
+    CustodyFactory(shipment=target, partner_reference="SWIFT-9")
+    ShipmentFactory.create_batch(3)
+
+    response = agent_client.get("/api/v1/shipments", {"search": term})
+
+    assert response.status_code == 200
+    assert [s["reference"] for s in response.json()["results"]] == ["ORD-3003"]
+
+
+def test_agent_api_requires_staff(client, db, django_user_model):
+    assert client.get("/api/v1/shipments").status_code in (401, 403)
+    django_user_model.objects.create_user("cust", password="pw")
+    client.login(username="cust", password="pw")
+    assert client.get("/api/v1/shipments").status_code == 403
+
+
+def test_unknown_shipment_is_a_json_404(agent_client):
+    response = agent_client.get("/api/v1/shipments/NOPE/timeline")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_timeline_shows_source_custodian_and_flags(agent_client, custody, partner_client):
+    client = partner_client(custody.partner)
+    client.post(
+        "/api/partner/v1/events",
+        {
+            "reference": "SWIFT-77",
+            "status": "picked_up",
+            "occurred_at": "2026-11-23T08:00:00Z",
+            "event_id": "1",
+        },
+        format="json",
+    )
+
+    timeline = agent_client.get(f"/api/v1/shipments/{custody.shipment.reference}/timeline").json()
+
+    [entry] = timeline["entries"]
+    assert entry["status"] == "picked_up"
+    assert entry["source"]["partner"] == custody.partner.slug
+    assert entry["source"]["channel"] == "api"
+    assert entry["custodian"]["partner"] == custody.partner.slug
+    assert entry["flags"] == []
+    assert timeline["custody_chain"][0]["last_heard_at"] is not None

@@ -1,0 +1,266 @@
+"""A believable day of deliveries, reported through the real partner API (used by `manage.py demo`)."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.test import Client
+from django.utils import timezone
+
+from partners.models import Custody, InboundMessage, Partner
+from partners.services import assign_shipment
+from tracking.models import Shipment, TrackingEvent
+from tracking.services import create_shipment
+
+STREETS = [
+    ("14 Upper Street, London", "N1 0PQ", 51.5365, -0.1033),
+    ("220 Brixton Hill, London", "SW2 1HE", 51.4490, -0.1232),
+    ("3 Mare Street, London", "E8 4RP", 51.5416, -0.0577),
+    ("88 Lordship Lane, London", "SE22 8HF", 51.4543, -0.0747),
+    ("41 Deansgate, Manchester", "M3 2AY", 53.4804, -2.2472),
+    ("9 Bold Street, Liverpool", "L1 4DJ", 53.4022, -2.9790),
+    ("27 Corn Street, Bristol", "BS1 1HT", 51.4545, -2.5949),
+    ("5 Park Row, Leeds", "LS1 5HD", 53.7981, -1.5457),
+    ("60 Broad Street, Birmingham", "B1 2HF", 52.4776, -1.9110),
+    ("12 Rose Street, Edinburgh", "EH2 2PR", 55.9526, -3.1990),
+    ("101 Cowley Road, Oxford", "OX4 1HU", 51.7487, -1.2406),
+    ("18 Mill Road, Cambridge", "CB1 2AD", 52.1999, 0.1396),
+]
+FIRST = [
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Noah",
+    "Oliver",
+    "Arthur",
+    "Leo",
+    "Priya",
+    "Mohammed",
+    "Zara",
+    "Chloe",
+    "Kwame",
+]
+LAST = [
+    "Smith",
+    "Jones",
+    "Patel",
+    "Williams",
+    "Brown",
+    "Taylor",
+    "Khan",
+    "Davies",
+    "Evans",
+    "Wilson",
+    "Okafor",
+]
+PARTNERS = [
+    ("northwind-fleet", "Northwind Own Fleet", Partner.Kind.FLEET),
+    ("swift-couriers", "Swift Couriers", Partner.Kind.SUBCONTRACTOR),
+    ("zoomgig", "ZoomGig", Partner.Kind.SUBCONTRACTOR),
+    ("bigbox-3pl", "BigBox 3PL", Partner.Kind.SUBCONTRACTOR),
+    ("parcelnet", "ParcelNet", Partner.Kind.CARRIER),
+]
+JOURNEYS = {
+    "delivered": ["info_received", "assigned", "picked_up", "out_for_delivery", "arriving", "delivered"],
+    "out": ["info_received", "assigned", "picked_up", "out_for_delivery"],
+    "failed": ["info_received", "assigned", "picked_up", "out_for_delivery", "attempt_failed"],
+    "redelivered": [
+        "info_received",
+        "picked_up",
+        "out_for_delivery",
+        "attempt_failed",
+        "out_for_delivery",
+        "delivered",
+    ],
+    "transit": ["info_received", "in_transit"],
+    "exception": ["info_received", "picked_up", "exception"],
+}
+
+
+@dataclass
+class DemoResult:
+    shipments: int
+    events: int
+    messages: int
+    username: str
+    password: str
+    tracking_links: list[tuple[str, str, str]]
+
+
+class PartnerDoor:
+    """Posts to the partner API exactly as a partner would, through Django's full request stack."""
+
+    def __init__(self, partner: Partner, api_key: str) -> None:
+        self.partner = partner
+        self.client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+
+    def post(self, path: str, body: dict[str, Any]) -> None:
+        response = self.client.post(path, data=json.dumps(body), content_type="application/json")
+        if response.status_code >= 300:
+            raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:300]!r}")
+
+
+def reset() -> None:
+    with transaction.atomic():
+        TrackingEvent.objects.all().delete()
+        Shipment.objects.update(current_custody=None)
+        Custody.objects.all().delete()
+        Shipment.objects.all().delete()
+        InboundMessage.objects.all().delete()
+        Partner.objects.filter(slug__in=[slug for slug, _, _ in PARTNERS]).delete()
+
+
+def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None) -> DemoResult:
+    """Reset the demo data and replay a day of partner traffic through the API."""
+    rng = random.Random(seed)
+    now = now or timezone.now()
+    start_of_day = now.replace(hour=7, minute=0, second=0, microsecond=0)
+    if start_of_day > now - timedelta(hours=2):
+        start_of_day = now - timedelta(hours=10)
+    reset()
+    doors: dict[str, PartnerDoor] = {}
+    for slug, name, kind in PARTNERS:
+        partner = Partner(slug=slug, name=name, kind=kind, adapter="native")
+        key = partner.rotate_api_key()
+        partner.save()
+        doors[slug] = PartnerDoor(partner, key)
+
+    links: list[tuple[str, str, str]] = []
+    for number in range(shipments):
+        street, postcode, lat, lng = rng.choice(STREETS)
+        window_start = start_of_day + timedelta(hours=rng.randint(1, 11))
+        shipment, token = create_shipment(
+            reference=f"NW-{20261123}-{number:04d}",
+            customer_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            customer_email=f"customer{number}@example.com",
+            customer_phone=f"+44 7700 9{number:05d}",
+            address=street,
+            postcode=postcode,
+            latitude=lat + rng.uniform(-0.002, 0.002),
+            longitude=lng + rng.uniform(-0.002, 0.002),
+            promised_from=window_start,
+            promised_until=window_start + timedelta(hours=2),
+        )
+        story = replay_story(shipment, number, rng, doors, start_of_day, now)
+        if len(links) < 6 and story not in {link[1] for link in links}:
+            links.append((shipment.reference, story, token))
+
+    username, password = "agent", secrets.token_urlsafe(9)
+    user_model = get_user_model()
+    user, _ = user_model.objects.get_or_create(username=username, defaults={"email": "agent@example.com"})
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return DemoResult(
+        shipments=Shipment.objects.count(),
+        events=TrackingEvent.objects.count(),
+        messages=InboundMessage.objects.count(),
+        username=username,
+        password=password,
+        tracking_links=links,
+    )
+
+
+def replay_story(
+    shipment: Shipment,
+    number: int,
+    rng: random.Random,
+    doors: dict[str, PartnerDoor],
+    start: datetime,
+    now: datetime,
+) -> str:
+    """One shipment's day: who held it, what they reported, whether they went quiet."""
+    roll = rng.random()
+    fleet = doors["northwind-fleet"]
+    assign_shipment(shipment, partner=fleet.partner, partner_reference=f"NWF-{number:04d}", started_at=start)
+    if roll < 0.06:
+        return "pending"
+    if roll < 0.15:  # a parcel carrier takes it from the start
+        carrier = doors["parcelnet"]
+        assign_shipment(shipment, partner=carrier.partner, partner_reference=f"PN{number:08d}GB")
+        report(
+            carrier,
+            f"PN{number:08d}GB",
+            JOURNEYS[rng.choice(["transit", "delivered", "out"])],
+            start,
+            now,
+            rng,
+        )
+        return "carrier"
+    # The fleet picks up, then subcontracts a third of its jobs: the blind spot Baton exists for.
+    report(fleet, f"NWF-{number:04d}", ["info_received", "assigned", "picked_up"], start, now, rng)
+    if roll < 0.55:
+        name = rng.choice(list(JOURNEYS))
+        report(
+            fleet,
+            f"NWF-{number:04d}",
+            JOURNEYS[name][3:] or ["in_transit"],
+            start + timedelta(hours=1),
+            now,
+            rng,
+        )
+        return f"fleet {name}"
+    courier_slug = rng.choice(["swift-couriers", "zoomgig", "bigbox-3pl"])
+    courier = doors[courier_slug]
+    handoff_at = start + timedelta(hours=1, minutes=rng.randint(0, 90))
+    fleet.post(
+        "/api/partner/v1/handoffs",
+        {
+            "reference": f"NWF-{number:04d}",
+            "to_partner": courier_slug,
+            "to_reference": f"{courier_slug[:3].upper()}-{number:05d}",
+            "occurred_at": handoff_at.isoformat(),
+            "note": "Overflow: subcontracted",
+        },
+    )
+    if roll < 0.65:
+        return "handed off, contractor silent"
+    name = rng.choice(["delivered", "delivered", "out", "failed", "redelivered"])
+    steps = ["out_for_delivery", *JOURNEYS[name][4:]] if name != "out" else ["out_for_delivery"]
+    report(
+        courier,
+        f"{courier_slug[:3].upper()}-{number:05d}",
+        steps,
+        handoff_at + timedelta(minutes=5),
+        now,
+        rng,
+    )
+    if roll > 0.97:  # the former holder reports after the hand-off: kept and flagged
+        report(fleet, f"NWF-{number:04d}", ["out_for_delivery"], now - timedelta(minutes=20), now, rng)
+    return f"subcontracted {name}"
+
+
+def report(
+    door: PartnerDoor, reference: str, statuses: list[str], start: datetime, now: datetime, rng: random.Random
+) -> None:
+    moment = start
+    events = []
+    for index, status in enumerate(statuses):
+        moment = min(
+            moment + timedelta(minutes=rng.randint(10, 50)), now - timedelta(minutes=len(statuses) - index)
+        )
+        event: dict[str, Any] = {
+            "reference": reference,
+            "event_id": f"{reference}-{index}-{status}",
+            "status": status,
+            "occurred_at": moment.isoformat(),
+        }
+        if status == "attempt_failed":
+            event["reason"] = rng.choice(["recipient_not_home", "access_restricted", "address_not_found"])
+        if status == "exception":
+            event["reason"] = rng.choice(["damaged", "vehicle_issue", "weather"])
+        if status == "out_for_delivery":
+            event["eta"] = (moment + timedelta(minutes=rng.randint(20, 90))).isoformat()
+        events.append(event)
+    if rng.random() < 0.5:
+        door.post("/api/partner/v1/events", {"events": events})
+    else:
+        for event in events:
+            door.post("/api/partner/v1/events", event)

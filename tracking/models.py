@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from tracking.statuses import TERMINAL_STATUSES, EventKind, Reason, Status
+
+if TYPE_CHECKING:
+    from partners.models import Partner
+
+__all__ = ["EventKind", "Reason", "Shipment", "Status", "TrackingEvent"]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalise_postcode(postcode: str) -> str:
+    return " ".join(postcode.upper().split())
+
+
+def phone_digits(phone: str) -> str:
+    return re.sub(r"\D", "", phone)
+
+
+class ShipmentQuerySet(models.QuerySet["Shipment"]):
+    def open(self) -> ShipmentQuerySet:
+        return self.exclude(status__in=TERMINAL_STATUSES)
+
+    def held_by(self, partner: Partner) -> ShipmentQuerySet:
+        """Shipments the partner holds now or held at some point."""
+        return self.filter(custody__partner=partner).distinct()
+
+    def search(self, term: str) -> ShipmentQuerySet:
+        """What a caller may know: our reference, a partner's reference, e-mail, phone or postcode."""
+        term = term.strip()
+        if not term:
+            return self
+        condition = (
+            Q(reference__iexact=term)
+            | Q(custody__partner_reference=term)
+            | Q(customer_email__iexact=term)
+            | Q(postcode=normalise_postcode(term))
+        )
+        digits = phone_digits(term)
+        if len(digits) >= 6:
+            condition |= Q(phone_digits__endswith=digits[-10:])
+        return self.filter(condition).distinct()
+
+
+class Shipment(models.Model):
+    """One delivery to one customer; its status fields are the persisted result of the timeline."""
+
+    reference = models.CharField(max_length=64, unique=True, help_text="The merchant's reference.")
+    customer_name = models.CharField(max_length=200)
+    customer_email = models.EmailField(blank=True, db_index=True)
+    customer_phone = models.CharField(max_length=32, blank=True)
+    phone_digits = models.CharField(max_length=32, blank=True, db_index=True, editable=False)
+    address = models.TextField(help_text="Full destination address; never shown on the public page.")
+    postcode = models.CharField(max_length=16, db_index=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    promised_from = models.DateTimeField(null=True, blank=True)
+    promised_until = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING, db_index=True)
+    reason = models.CharField(max_length=32, choices=Reason.choices, blank=True)
+    sub_status = models.CharField(max_length=32, blank=True)
+    status_at = models.DateTimeField(null=True, blank=True)
+    current_custody = models.ForeignKey(
+        "partners.Custody", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    eta = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    proof = models.JSONField(null=True, blank=True)
+    flags = models.JSONField(default=list, blank=True)
+
+    tracking_token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    tracking_token_expires_at = models.DateTimeField()
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ShipmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.postcode = normalise_postcode(self.postcode)
+        self.phone_digits = phone_digits(self.customer_phone)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def postcode_district(self) -> str:
+        """The outward code ("SW1A" of "SW1A 1AA"): as much of the address as the public may see."""
+        return self.postcode.split(" ")[0] if self.postcode else ""
+
+    def issue_tracking_token(self, now: datetime | None = None) -> str:
+        """Make a new 256-bit customer token; only its hash is kept, so return it to show once."""
+        token = secrets.token_urlsafe(32)
+        self.tracking_token_hash = hash_token(token)
+        days = settings.BATON["TRACKING_TOKEN_DAYS"]
+        self.tracking_token_expires_at = (now or timezone.now()) + timedelta(days=days)
+        return token
+
+
+class TrackingEventQuerySet(models.QuerySet["TrackingEvent"]):
+    def timeline_order(self) -> TrackingEventQuerySet:
+        return self.order_by("sequence", "id")
+
+
+class TrackingEvent(models.Model):
+    """A normalised fact from one source; `sequence`, `applied`, `flags`, `custody` come from the timeline."""
+
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="events")
+    partner = models.ForeignKey(
+        "partners.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    custody = models.ForeignKey(
+        "partners.Custody",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        help_text="Who held the shipment when this happened.",
+    )
+    message = models.ForeignKey(
+        "partners.InboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    kind = models.CharField(max_length=16, choices=EventKind.choices, default=EventKind.STATUS)
+    status = models.CharField(max_length=32, choices=Status.choices, blank=True)
+    reason = models.CharField(max_length=32, choices=Reason.choices, blank=True)
+    sub_status = models.CharField(max_length=32, blank=True)
+    raw_status = models.CharField(max_length=200, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    effective_at = models.DateTimeField(null=True, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    eta = models.DateTimeField(null=True, blank=True)
+    proof = models.JSONField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    event_id = models.CharField(max_length=200, blank=True, help_text="The partner's id for this event.")
+    dedupe_key = models.CharField(max_length=64)
+    sequence = models.PositiveIntegerField(default=0)
+    applied = models.BooleanField(default=True)
+    flags = models.JSONField(default=list, blank=True)
+
+    objects = TrackingEventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["shipment", "dedupe_key"], name="trackingevent_unique_fact"),
+        ]
+        indexes = [models.Index(fields=["shipment", "sequence"], name="trackingevent_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.shipment_id} {self.kind} {self.status or ''} @ {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from partners.models import Partner
+from tracking.models import Shipment, TrackingEvent
+from tracking.statuses import Status
+
+
+class ShipmentCreateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Shipment
+        fields = [
+            "reference",
+            "customer_name",
+            "customer_email",
+            "customer_phone",
+            "address",
+            "postcode",
+            "latitude",
+            "longitude",
+            "promised_from",
+            "promised_until",
+        ]
+        extra_kwargs = {
+            "latitude": {"min_value": -90, "max_value": 90},
+            "longitude": {"min_value": -180, "max_value": 180},
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("promised_from"), attrs.get("promised_until")
+        if start and end and end < start:
+            raise serializers.ValidationError({"promised_until": ["Must not be before promised_from."]})
+        return attrs
+
+
+class ShipmentSerializer(serializers.ModelSerializer):
+    current_partner = serializers.CharField(
+        source="current_custody.partner.slug", default=None, read_only=True
+    )
+    current_partner_reference = serializers.CharField(
+        source="current_custody.partner_reference", default=None, read_only=True
+    )
+    flags = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Shipment
+        fields = [
+            "reference",
+            "customer_name",
+            "customer_email",
+            "customer_phone",
+            "address",
+            "postcode",
+            "latitude",
+            "longitude",
+            "promised_from",
+            "promised_until",
+            "status",
+            "reason",
+            "sub_status",
+            "status_at",
+            "eta",
+            "last_event_at",
+            "current_partner",
+            "current_partner_reference",
+            "flags",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ShipmentCreatedSerializer(ShipmentSerializer):
+    tracking_url = serializers.CharField(read_only=True, help_text="The customer's link; shown only now.")
+
+    class Meta(ShipmentSerializer.Meta):
+        fields = [*ShipmentSerializer.Meta.fields, "tracking_url"]
+        read_only_fields = fields
+
+
+class CustodyLinkSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    partner = serializers.CharField()
+    partner_name = serializers.CharField()
+    partner_kind = serializers.CharField()
+    partner_reference = serializers.CharField()
+    handed_off_by = serializers.IntegerField(allow_null=True, help_text="The link that handed the job on.")
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    is_current = serializers.BooleanField()
+    last_heard_at = serializers.DateTimeField(allow_null=True, help_text="Latest report from this partner.")
+
+
+class ShipmentDetailSerializer(ShipmentSerializer):
+    custody_chain = CustodyLinkSerializer(many=True, read_only=True)
+    proof = serializers.JSONField(read_only=True)
+
+    class Meta(ShipmentSerializer.Meta):
+        fields = [*ShipmentSerializer.Meta.fields, "proof", "custody_chain"]
+        read_only_fields = fields
+
+
+class AssignmentSerializer(serializers.Serializer):
+    partner = serializers.SlugRelatedField(slug_field="slug", queryset=Partner.objects.filter(is_active=True))
+    partner_reference = serializers.CharField(
+        max_length=128, help_text="The partner's own reference for the job."
+    )
+    group_reference = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    started_at = serializers.DateTimeField(required=False, help_text="Defaults to now.")
+
+
+class AssignmentResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    partner = serializers.CharField(source="partner.slug")
+    partner_reference = serializers.CharField()
+    group_reference = serializers.CharField()
+    started_at = serializers.DateTimeField()
+
+
+class LocationSerializer(serializers.Serializer):
+    lat = serializers.FloatField()
+    lng = serializers.FloatField()
+
+
+class TimelineEntrySerializer(serializers.ModelSerializer):
+    source = serializers.SerializerMethodField()  # type: ignore[assignment]  # the API names it so
+    custodian = serializers.SerializerMethodField()
+    location = serializers.SerializerMethodField()
+    flags = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = TrackingEvent
+        fields = [
+            "id",
+            "sequence",
+            "kind",
+            "status",
+            "reason",
+            "sub_status",
+            "raw_status",
+            "occurred_at",
+            "received_at",
+            "effective_at",
+            "applied",
+            "flags",
+            "source",
+            "custodian",
+            "location",
+            "eta",
+            "proof",
+            "note",
+            "details",
+            "event_id",
+        ]
+
+    def get_source(self, event: TrackingEvent) -> dict[str, Any]:
+        """Who reported it and through which door."""
+        return {
+            "partner": event.partner.slug if event.partner else None,
+            "partner_name": event.partner.name if event.partner else "Baton",
+            "channel": event.message.channel if event.message else None,
+            "message_id": event.message_id,
+        }
+
+    def get_custodian(self, event: TrackingEvent) -> dict[str, Any] | None:
+        """Who held the shipment when it happened."""
+        if event.custody is None:
+            return None
+        return {
+            "custody_id": event.custody_id,
+            "partner": event.custody.partner.slug,
+            "partner_reference": event.custody.partner_reference,
+        }
+
+    def get_location(self, event: TrackingEvent) -> dict[str, float] | None:
+        if event.latitude is None or event.longitude is None:
+            return None
+        return {"lat": event.latitude, "lng": event.longitude}
+
+
+class TimelineSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    reason = serializers.CharField(allow_blank=True)
+    flags = serializers.ListField(child=serializers.CharField())
+    custody_chain = CustodyLinkSerializer(many=True)
+    entries = TimelineEntrySerializer(many=True)
+
+
+class PublicStepSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    at = serializers.DateTimeField()
+
+
+class PublicTrackingSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    reason_label = serializers.CharField(allow_blank=True)
+    eta = serializers.DateTimeField(allow_null=True)
+    promised_from = serializers.DateTimeField(allow_null=True)
+    promised_until = serializers.DateTimeField(allow_null=True)
+    postcode_district = serializers.CharField()
+    carrier = serializers.CharField(allow_null=True, help_text="Who is delivering (company, never a person).")
+    courier_location = LocationSerializer(allow_null=True, help_text="Only while out for delivery.")
+    last_update = serializers.DateTimeField(allow_null=True)
+    steps = PublicStepSerializer(many=True)

@@ -1,0 +1,197 @@
+"""Shipments and their reconciled timeline: load, call the pure engine, persist the result."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tracking import timeline
+from tracking.models import Shipment, TrackingEvent, hash_token
+from tracking.statuses import EventKind, Reason, Status
+
+
+def create_shipment(**fields: Any) -> tuple[Shipment, str]:
+    """Create a shipment; return it with its customer tracking token (shown once, stored hashed)."""
+    shipment = Shipment(**fields)
+    token = shipment.issue_tracking_token()
+    shipment.save()
+    return shipment, token
+
+
+def find_by_tracking_token(token: str, *, now: datetime | None = None) -> Shipment | None:
+    if not token or len(token) > 200:
+        return None
+    return (
+        Shipment.objects.select_related("current_custody__partner")
+        .filter(tracking_token_hash=hash_token(token), tracking_token_expires_at__gt=now or timezone.now())
+        .first()
+    )
+
+
+def timeline_rules() -> timeline.Rules:
+    config = settings.BATON
+    return timeline.Rules(
+        clock_skew_tolerance=timedelta(seconds=config["CLOCK_SKEW_TOLERANCE_SECONDS"]),
+        conflict_window=timedelta(seconds=config["CONFLICT_WINDOW_SECONDS"]),
+        delivered_max_distance_m=float(config["DELIVERED_MAX_DISTANCE_M"]),
+        silence_threshold=timedelta(seconds=config["SILENCE_THRESHOLD_SECONDS"]),
+    )
+
+
+def _as_fact(event: TrackingEvent) -> timeline.EventFact:
+    return timeline.EventFact(
+        id=event.pk,
+        partner_id=event.partner_id,
+        kind=event.kind,
+        occurred_at=event.occurred_at,
+        received_at=event.received_at,
+        dedupe_key=event.dedupe_key,
+        status=event.status or None,
+        reason=event.reason or None,
+        sub_status=event.sub_status,
+        latitude=event.latitude,
+        longitude=event.longitude,
+        eta=event.eta,
+        proof=event.proof,
+    )
+
+
+def build_shipment_timeline(
+    shipment: Shipment, *, now: datetime | None = None
+) -> tuple[timeline.Timeline, list[TrackingEvent]]:
+    """Run the engine over everything stored for the shipment (two queries); return it with the rows."""
+    events = list(shipment.events.all())
+    links = [
+        timeline.CustodyLink(
+            id=c.pk,
+            partner_id=c.partner_id,
+            started_at=c.started_at,
+            ended_at=c.ended_at,
+            parent_id=c.handed_off_by_id,
+        )
+        for c in shipment.custody.all()
+    ]
+    destination = (
+        (shipment.latitude, shipment.longitude)
+        if shipment.latitude is not None and shipment.longitude is not None
+        else None
+    )
+    return timeline.build_timeline(
+        [_as_fact(e) for e in events], links, destination=destination, rules=timeline_rules(), now=now
+    ), events
+
+
+def reconcile_shipment(shipment: Shipment) -> Shipment:
+    """Recompute the timeline and persist it; the caller holds the shipment's row lock.
+
+    Work is proportional to this shipment's events: it never scans other shipments.
+    """
+    result, events = build_shipment_timeline(shipment)
+    by_id = {e.pk: e for e in events}
+    changed: list[TrackingEvent] = []
+    for sequence, entry in enumerate(result.entries, start=1):
+        event = by_id[entry.event_id]
+        flags = list(entry.flags)
+        if (event.sequence, event.applied, event.flags, event.custody_id, event.effective_at) != (
+            sequence,
+            entry.applied,
+            flags,
+            entry.custody_id,
+            entry.effective_at,
+        ):
+            event.sequence, event.applied, event.flags = sequence, entry.applied, flags
+            event.custody_id, event.effective_at = entry.custody_id, entry.effective_at
+            changed.append(event)
+    if changed:
+        TrackingEvent.objects.bulk_update(
+            changed, ["sequence", "applied", "flags", "custody", "effective_at"], batch_size=500
+        )
+    shipment.status = result.status
+    shipment.reason = result.reason or ""
+    shipment.sub_status = result.sub_status
+    shipment.status_at = result.status_at
+    shipment.current_custody_id = result.custody_id
+    shipment.eta = result.eta
+    shipment.last_event_at = result.last_event_at
+    shipment.proof = dict(result.proof) if result.proof else None
+    shipment.flags = list(result.flags)
+    shipment.save(
+        update_fields=[
+            "status",
+            "reason",
+            "sub_status",
+            "status_at",
+            "current_custody",
+            "eta",
+            "last_event_at",
+            "proof",
+            "flags",
+            "updated_at",
+        ]
+    )
+    return shipment
+
+
+def add_events_and_reconcile(shipment_id: int, rows: list[TrackingEvent]) -> Shipment:
+    """Store new facts for one shipment (duplicates dropped by the unique key) and reconcile it.
+
+    The row lock serialises workers that process events of the same shipment at the same time.
+    """
+    with transaction.atomic():
+        shipment = Shipment.objects.select_for_update().get(pk=shipment_id)
+        TrackingEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        return reconcile_shipment(shipment)
+
+
+# Live courier position is shown to the public only while the courier is on the way.
+LIVE_POSITION_STATUSES = frozenset({Status.OUT_FOR_DELIVERY, Status.ARRIVING})
+
+
+def public_tracking(shipment: Shipment) -> dict[str, Any]:
+    """What the customer may see: no person's name or phone, no exact address (two queries)."""
+    events = list(
+        shipment.events.filter(applied=True)
+        .exclude(kind=EventKind.NOTE)
+        .order_by("sequence")
+        .values("kind", "status", "effective_at", "occurred_at", "latitude", "longitude", "partner_id")
+    )
+    steps: list[dict[str, Any]] = []
+    for event in events:
+        if (
+            event["kind"] == EventKind.STATUS
+            and event["status"]
+            and (not steps or steps[-1]["status"] != event["status"])
+        ):
+            at = event["effective_at"] or event["occurred_at"]
+            steps.append({"status": event["status"], "label": Status(event["status"]).label, "at": at})
+    custody = shipment.current_custody
+    location = None
+    if shipment.status in LIVE_POSITION_STATUSES and custody is not None:
+        positions = [
+            (e["latitude"], e["longitude"])
+            for e in events
+            if e["latitude"] is not None
+            and e["longitude"] is not None
+            and e["partner_id"] == custody.partner_id
+        ]
+        if positions:
+            # Rounded to about 10 m: enough to see the courier coming, not to follow them home.
+            location = {"lat": round(positions[-1][0], 4), "lng": round(positions[-1][1], 4)}
+    return {
+        "reference": shipment.reference,
+        "status": shipment.status,
+        "status_label": Status(shipment.status).label,
+        "reason_label": Reason(shipment.reason).label if shipment.reason else "",
+        "eta": None if shipment.is_terminal else shipment.eta,
+        "promised_from": shipment.promised_from,
+        "promised_until": shipment.promised_until,
+        "postcode_district": shipment.postcode_district,
+        "carrier": custody.partner.name if custody is not None else None,
+        "courier_location": location,
+        "last_update": shipment.last_event_at,
+        "steps": steps,
+    }

@@ -1,0 +1,326 @@
+"""Timeline reconciliation: a pure function from a set of partner facts and custody links to one story."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tracking.statuses import TERMINAL_STATUSES, EventKind, Status
+
+FLAG_CLOCK_SKEW = "clock_skew"
+FLAG_FORMER_CUSTODIAN = "former_custodian"
+FLAG_NOT_CUSTODIAN = "not_custodian"
+FLAG_REGRESSION = "regression"
+FLAG_CONFLICT = "conflict"
+FLAG_FAR_FROM_DESTINATION = "far_from_destination"
+FLAG_STALE_CUSTODIAN = "stale_custodian"
+
+# Only a tiebreak for facts at the same instant: the journey order is the likeliest true order.
+_JOURNEY_RANK: dict[str, int] = {
+    status: rank
+    for rank, status in enumerate(
+        (
+            Status.PENDING,
+            Status.INFO_RECEIVED,
+            Status.ASSIGNED,
+            Status.PICKED_UP,
+            Status.IN_TRANSIT,
+            Status.OUT_FOR_DELIVERY,
+            Status.ARRIVING,
+            Status.EXCEPTION,
+            Status.ATTEMPT_FAILED,
+            Status.AVAILABLE_FOR_PICKUP,
+            Status.DELIVERED,
+            Status.CANCELLED,
+            Status.RETURNING,
+            Status.RETURNED,
+        )
+    )
+}
+# Statuses that each claim a different outcome of an attempt; two of them at once contradict.
+_OUTCOMES = frozenset(
+    {
+        Status.DELIVERED,
+        Status.ATTEMPT_FAILED,
+        Status.EXCEPTION,
+        Status.RETURNED,
+        Status.CANCELLED,
+        Status.AVAILABLE_FOR_PICKUP,
+    }
+)
+# After a cancellation the goods may still travel back: this is the only way on from a terminal.
+_RETURN_PATH: dict[str, int] = {Status.CANCELLED: 0, Status.RETURNING: 1, Status.RETURNED: 2}
+_EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass(frozen=True)
+class CustodyLink:
+    """One partner's spell of holding the shipment; ended_at None means it still holds it."""
+
+    id: int
+    partner_id: int
+    started_at: datetime
+    ended_at: datetime | None
+    parent_id: int | None = None
+
+
+@dataclass(frozen=True)
+class EventFact:
+    """One normalised fact about a shipment, as stored; partner_id None means Baton itself."""
+
+    id: int
+    partner_id: int | None
+    kind: str
+    occurred_at: datetime
+    received_at: datetime
+    dedupe_key: str
+    status: str | None = None
+    reason: str | None = None
+    sub_status: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    eta: datetime | None = None
+    proof: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Tolerances the reconciliation applies."""
+
+    clock_skew_tolerance: timedelta = timedelta(minutes=5)
+    conflict_window: timedelta = timedelta(minutes=15)
+    delivered_max_distance_m: float = 1000.0
+    silence_threshold: timedelta = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One distinct fact placed on the timeline, with what the reconciliation made of it."""
+
+    event_id: int
+    effective_at: datetime
+    custody_id: int | None
+    applied: bool
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The reconciled story of a shipment and its current state."""
+
+    entries: tuple[Entry, ...]
+    status: str
+    reason: str | None
+    sub_status: str
+    custody_id: int | None
+    partner_id: int | None
+    eta: datetime | None
+    proof: Mapping[str, Any] | None
+    status_at: datetime | None
+    last_event_at: datetime | None
+    flags: tuple[str, ...]
+
+
+@dataclass
+class _Row:
+    fact: EventFact
+    effective_at: datetime
+    custody_id: int | None = None
+    custody_ok: bool = True
+    applied: bool = False
+    flags: set[str] = field(default_factory=set)
+
+
+_DEFAULT_RULES = Rules()
+
+
+def build_timeline(
+    events: Iterable[EventFact],
+    custody: Sequence[CustodyLink],
+    *,
+    destination: tuple[float, float] | None = None,
+    rules: Rules = _DEFAULT_RULES,
+    now: datetime | None = None,
+) -> Timeline:
+    """Reconcile events with custody links; the result depends only on the set of events."""
+    links = sorted(custody, key=lambda link: (link.started_at, link.id))
+    rows = sorted((_place(fact, rules) for fact in _dedupe(events)), key=_sort_key)
+    for row in rows:
+        _check_custody(row, links)
+
+    status: str = Status.PENDING
+    reason: str | None = None
+    sub_status = ""
+    status_at: datetime | None = None
+    locked = False  # an applied terminal has been seen; from here only confirmations and the return path
+    for row in rows:
+        fact = row.fact
+        row.applied = row.custody_ok
+        if fact.kind != EventKind.STATUS or fact.status is None or not row.custody_ok:
+            continue
+        refusal = _refusal(status, locked, fact.status)
+        if refusal is not None:
+            row.flags.add(refusal)
+            row.applied = False
+            continue
+        if fact.status == status:
+            reason, sub_status = fact.reason, fact.sub_status
+        elif not (locked and _RETURN_PATH.get(fact.status, 0) < _RETURN_PATH.get(status, 0)):
+            # A late "cancelled" while already returning confirms the cancellation without going back.
+            status, reason, sub_status = fact.status, fact.reason, fact.sub_status
+            status_at = row.effective_at
+        locked = locked or fact.status in TERMINAL_STATUSES
+
+    _flag_conflicts(rows, rules.conflict_window)
+    if destination is not None:
+        _flag_far_deliveries(rows, destination, rules.delivered_max_distance_m)
+
+    current = _current_link(links)
+    partner_id = current.partner_id if current else None
+    terminal = status in TERMINAL_STATUSES
+    applied = [row.fact for row in rows if row.applied]
+    eta = None
+    if current is not None and not terminal:
+        etas = [f.eta for f in applied if f.partner_id == partner_id and f.eta is not None]
+        eta = etas[-1] if etas else None
+
+    entries = tuple(
+        Entry(row.fact.id, row.effective_at, row.custody_id, row.applied, tuple(sorted(row.flags)))
+        for row in rows
+    )
+    flags = {flag for entry in entries for flag in entry.flags}
+    if now is not None and current is not None and not terminal:
+        heard = [row.effective_at for row in rows if row.fact.partner_id == current.partner_id]
+        last_heard = max([current.started_at, *heard])
+        if last_heard < now - rules.silence_threshold:
+            flags.add(FLAG_STALE_CUSTODIAN)
+
+    return Timeline(
+        entries=entries,
+        status=status,
+        reason=reason,
+        sub_status=sub_status,
+        custody_id=current.id if current else None,
+        partner_id=partner_id,
+        eta=eta,
+        proof=_proof(applied),
+        status_at=status_at,
+        last_event_at=rows[-1].effective_at if rows else None,
+        flags=tuple(sorted(flags)),
+    )
+
+
+def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance in metres between two (latitude, longitude) points."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * _EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
+
+
+def _dedupe(events: Iterable[EventFact]) -> list[EventFact]:
+    # The first copy we received is the fact; later copies (retries, replays) add nothing.
+    chosen: dict[str, EventFact] = {}
+    for fact in events:
+        kept = chosen.get(fact.dedupe_key)
+        if kept is None or (fact.received_at, fact.id) < (kept.received_at, kept.id):
+            chosen[fact.dedupe_key] = fact
+    return list(chosen.values())
+
+
+def _place(fact: EventFact, rules: Rules) -> _Row:
+    # A partner cannot know the future: a fact "from" well after we received it has a wrong clock,
+    # and our receipt time is the best bound we have.
+    if fact.occurred_at > fact.received_at + rules.clock_skew_tolerance:
+        return _Row(fact, fact.received_at, flags={FLAG_CLOCK_SKEW})
+    return _Row(fact, fact.occurred_at)
+
+
+def _sort_key(row: _Row) -> tuple[datetime, int, str, str]:
+    fact = row.fact
+    rank = _JOURNEY_RANK.get(fact.status or "", len(_JOURNEY_RANK)) if fact.kind == EventKind.STATUS else -1
+    return (row.effective_at, rank, fact.kind, fact.dedupe_key)
+
+
+def _covers(link: CustodyLink, at: datetime, earliest: bool) -> bool:
+    # The first link reaches back forever: a partner's first scan can predate our record of the assignment.
+    started = earliest or link.started_at <= at
+    return started and (link.ended_at is None or at < link.ended_at)
+
+
+def _check_custody(row: _Row, links: Sequence[CustodyLink]) -> None:
+    fact, at = row.fact, row.effective_at
+    covering = [link for i, link in enumerate(links) if _covers(link, at, i == 0)]
+    own = [link for link in covering if link.partner_id == fact.partner_id]
+    held = (own or covering)[-1:]
+    row.custody_id = held[0].id if held else None
+    # Hand-offs are kept whoever reports them: both sides of a hand-off are entitled to describe it.
+    if fact.partner_id is None or own or fact.kind == EventKind.HANDOFF:
+        return
+    row.custody_ok = False
+    former = any(
+        link.partner_id == fact.partner_id and link.ended_at is not None and link.ended_at <= at
+        for link in links
+    )
+    row.flags.add(FLAG_FORMER_CUSTODIAN if former else FLAG_NOT_CUSTODIAN)
+
+
+def _refusal(current: str, locked: bool, new: str) -> str | None:
+    # Before any terminal, every move is believed: carriers legitimately step back and loop.
+    if not locked or new == current:
+        return None
+    if current in (Status.CANCELLED, Status.RETURNING) and new in _RETURN_PATH:
+        return None
+    return FLAG_CONFLICT if new in TERMINAL_STATUSES else FLAG_REGRESSION
+
+
+def _contradicts(first: str, second: str) -> bool:
+    if first == second or _RETURN_PATH.get(first, 9) < _RETURN_PATH.get(second, -1):
+        return False
+    if first in _OUTCOMES and second in _OUTCOMES:
+        return True
+    return first in TERMINAL_STATUSES and second not in TERMINAL_STATUSES
+
+
+def _flag_conflicts(rows: Sequence[_Row], window: timedelta) -> None:
+    # Only sources entitled to speak can contradict each other; the rest is flagged by custody already.
+    reports = [r for r in rows if r.custody_ok and r.fact.kind == EventKind.STATUS and r.fact.status]
+    for i, first in enumerate(reports):
+        for second in reports[i + 1 :]:
+            if second.effective_at - first.effective_at > window:
+                break
+            a, b = first.fact, second.fact
+            if a.partner_id != b.partner_id and _contradicts(a.status or "", b.status or ""):
+                first.flags.add(FLAG_CONFLICT)
+                second.flags.add(FLAG_CONFLICT)
+
+
+def _flag_far_deliveries(rows: Sequence[_Row], destination: tuple[float, float], max_m: float) -> None:
+    for row in rows:
+        fact = row.fact
+        if fact.kind != EventKind.STATUS or fact.status != Status.DELIVERED:
+            continue
+        if fact.latitude is None or fact.longitude is None:
+            continue
+        if haversine_m((fact.latitude, fact.longitude), destination) > max_m:
+            row.flags.add(FLAG_FAR_FROM_DESTINATION)
+
+
+def _current_link(links: Sequence[CustodyLink]) -> CustodyLink | None:
+    open_links = [link for link in links if link.ended_at is None]
+    candidates = open_links or list(links)
+    return candidates[-1] if candidates else None
+
+
+def _proof(applied: Sequence[EventFact]) -> Mapping[str, Any] | None:
+    # The delivery's own proof outranks a separately sent one: it is what the courier signed off.
+    delivered = [
+        f.proof
+        for f in applied
+        if f.kind == EventKind.STATUS and f.status == Status.DELIVERED and f.proof is not None
+    ]
+    sent = [f.proof for f in applied if f.kind == EventKind.PROOF and f.proof is not None]
+    proofs = delivered or sent
+    return proofs[-1] if proofs else None
