@@ -9,6 +9,7 @@ from django.shortcuts import render
 from partners.services import custody_chain
 from tracking.filters import ShipmentFilter
 from tracking.models import Shipment, TrackingEvent
+from tracking.services import flags_at
 from tracking.views import TIMELINE_FIELDS, get_shipment
 
 
@@ -36,8 +37,10 @@ def shipment_page(request: HttpRequest, reference: str) -> HttpResponse:
         .only(*TIMELINE_FIELDS)
         .timeline_order()
     )
+    chain = custody_chain(shipment)
+    shipment.flags = flags_at(shipment, chain)
     return render(
         request,
         "contactcentre/shipment.html",
-        {"shipment": shipment, "entries": entries, "chain": custody_chain(shipment)},
+        {"shipment": shipment, "entries": entries, "chain": chain},
     )

@@ -179,12 +179,11 @@ def replay_story(
     """One shipment's day: who held it, what they reported, whether they went quiet."""
     roll = rng.random()
     fleet = doors["northwind-fleet"]
-    assign_shipment(shipment, partner=fleet.partner, partner_reference=f"NWF-{number:04d}", started_at=start)
-    if roll < 0.06:
-        return "pending"
-    if roll < 0.15:  # a parcel carrier takes it from the start
+    if 0.06 <= roll < 0.15:  # a parcel carrier takes it from the start
         carrier = doors["parcelnet"]
-        assign_shipment(shipment, partner=carrier.partner, partner_reference=f"PN{number:08d}GB")
+        assign_shipment(
+            shipment, partner=carrier.partner, partner_reference=f"PN{number:08d}GB", started_at=start
+        )
         report(
             carrier,
             f"PN{number:08d}GB",
@@ -194,22 +193,27 @@ def replay_story(
             rng,
         )
         return "carrier"
+    assign_shipment(shipment, partner=fleet.partner, partner_reference=f"NWF-{number:04d}", started_at=start)
+    if roll < 0.06:
+        return "pending"
     # The fleet picks up, then subcontracts a third of its jobs: the blind spot Baton exists for.
-    report(fleet, f"NWF-{number:04d}", ["info_received", "assigned", "picked_up"], start, now, rng)
+    picked_up_at = report(
+        fleet, f"NWF-{number:04d}", ["info_received", "assigned", "picked_up"], start, now, rng
+    )
     if roll < 0.55:
         name = rng.choice(list(JOURNEYS))
         report(
             fleet,
             f"NWF-{number:04d}",
             JOURNEYS[name][3:] or ["in_transit"],
-            start + timedelta(hours=1),
+            picked_up_at,
             now,
             rng,
         )
         return f"fleet {name}"
     courier_slug = rng.choice(["swift-couriers", "zoomgig", "bigbox-3pl"])
     courier = doors[courier_slug]
-    handoff_at = start + timedelta(hours=1, minutes=rng.randint(0, 90))
+    handoff_at = picked_up_at + timedelta(minutes=rng.randint(5, 60))
     fleet.post(
         "/api/partner/v1/handoffs",
         {
@@ -239,7 +243,8 @@ def replay_story(
 
 def report(
     door: PartnerDoor, reference: str, statuses: list[str], start: datetime, now: datetime, rng: random.Random
-) -> None:
+) -> datetime:
+    """Report the statuses in order from `start`; return when the last one happened."""
     moment = start
     events = []
     for index, status in enumerate(statuses):
@@ -264,3 +269,4 @@ def report(
     else:
         for event in events:
             door.post("/api/partner/v1/events", event)
+    return moment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -134,6 +135,27 @@ def reconcile_shipment(shipment: Shipment) -> Shipment:
         ]
     )
     return shipment
+
+
+def flags_at(
+    shipment: Shipment, chain: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+) -> list[str]:
+    """The stored flags, plus `stale_custodian` as of `now`: silence grows while nothing is written.
+
+    The holder is the open link of the custody chain (else the last), heard from at its latest
+    report; the rule is the engine's own (`timeline.custodian_is_silent`).
+    """
+    flags = {flag for flag in shipment.flags if flag != timeline.FLAG_STALE_CUSTODIAN}
+    current = next((link for link in chain if link["is_current"]), chain[-1] if chain else None)
+    if (
+        current is not None
+        and not shipment.is_terminal
+        and timeline.custodian_is_silent(
+            current["started_at"], current["last_heard_at"], now=now or timezone.now(), rules=timeline_rules()
+        )
+    ):
+        flags.add(timeline.FLAG_STALE_CUSTODIAN)
+    return sorted(flags)
 
 
 def add_events_and_reconcile(shipment_id: int, rows: list[TrackingEvent]) -> Shipment:

@@ -194,8 +194,7 @@ def build_timeline(
     flags = {flag for entry in entries for flag in entry.flags}
     if now is not None and current is not None and not terminal:
         heard = [row.effective_at for row in rows if row.fact.partner_id == current.partner_id]
-        last_heard = max([current.started_at, *heard])
-        if last_heard < now - rules.silence_threshold:
+        if custodian_is_silent(current.started_at, max(heard, default=None), now=now, rules=rules):
             flags.add(FLAG_STALE_CUSTODIAN)
 
     return Timeline(
@@ -211,6 +210,13 @@ def build_timeline(
         last_event_at=rows[-1].effective_at if rows else None,
         flags=tuple(sorted(flags)),
     )
+
+
+def custodian_is_silent(
+    started_at: datetime, last_heard: datetime | None, *, now: datetime, rules: Rules = _DEFAULT_RULES
+) -> bool:
+    """The holder has said nothing, nor taken the job, within the silence threshold (stale custodian)."""
+    return max(started_at, last_heard or started_at) < now - rules.silence_threshold
 
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -78,7 +78,9 @@ class ShipmentDetailView(APIView):
     )
     def get(self, request: Request, reference: str) -> Response:
         shipment = get_shipment(reference)
-        shipment.custody_chain = partner_services.custody_chain(shipment)  # type: ignore[attr-defined]
+        chain = partner_services.custody_chain(shipment)
+        shipment.custody_chain = chain  # type: ignore[attr-defined]
+        shipment.flags = services.flags_at(shipment, chain)
         return Response(ShipmentDetailSerializer(shipment).data)
 
 
@@ -97,12 +99,13 @@ class ShipmentTimelineView(APIView):
             .only(*TIMELINE_FIELDS)
             .timeline_order()
         )
+        chain = partner_services.custody_chain(shipment)
         data = {
             "reference": shipment.reference,
             "status": shipment.status,
             "reason": shipment.reason,
-            "flags": shipment.flags,
-            "custody_chain": partner_services.custody_chain(shipment),
+            "flags": services.flags_at(shipment, chain),
+            "custody_chain": chain,
             "entries": entries,
         }
         return Response(TimelineSerializer(data).data)

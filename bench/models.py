@@ -1,0 +1,9 @@
+from django.db import models
+
+
+class ControlRow(models.Model):
+    """One row per control request: the least a partner-facing endpoint can do with a request."""
+
+    partner_id = models.BigIntegerField()
+    body = models.BinaryField()
+    received_at = models.DateTimeField()
