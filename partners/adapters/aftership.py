@@ -17,12 +17,12 @@ from partners.adapters.base import (
     PartnerError,
     Reason,
     Status,
-    VerificationError,
-    constant_time_equals,
     hmac_digest,
     load_json,
     parse_coordinates,
     parse_time,
+    require_header,
+    verify_any_secret,
 )
 
 # Checkpoint `tag` to canonical; Pending / Expired say nothing about the parcel.
@@ -129,14 +129,13 @@ class AftershipAdapter(Adapter):
     can_fetch = True
 
     def verify(self, request: InboundRequest, secrets: Sequence[str]) -> None:
-        signature = request.headers.get("aftership-hmac-sha256")
-        if not signature:
-            raise VerificationError("missing aftership-hmac-sha256 header")
-        for secret in secrets:
-            expected = base64.b64encode(hmac_digest(secret.encode(), request.body)).decode()
-            if constant_time_equals(expected, signature.strip()):
-                return
-        raise VerificationError("aftership-hmac-sha256 does not match any webhook secret")
+        signature = require_header(request, "aftership-hmac-sha256")
+        verify_any_secret(
+            signature,
+            secrets,
+            lambda secret: base64.b64encode(hmac_digest(secret.encode(), request.body)).decode(),
+            what="aftership-hmac-sha256",
+        )
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

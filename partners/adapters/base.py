@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar, Protocol
@@ -32,6 +32,8 @@ __all__ = [
     "load_json",
     "parse_coordinates",
     "parse_time",
+    "require_header",
+    "verify_any_secret",
 ]
 
 
@@ -109,7 +111,8 @@ class Adapter:
 
     def verify(self, request: InboundRequest, secrets: Sequence[str]) -> None:
         """Raise VerificationError unless the request is signed with one of `secrets`."""
-        raise NotImplementedError
+        # Refuse by default: a format with no webhook (native, CSV) must not open an unauthenticated door.
+        raise VerificationError(f"{self.name} has no webhook; use the partner API with an API key")
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         """Turn one message into events; `tz` is the partner's zone for times with no offset."""
@@ -135,6 +138,29 @@ def constant_time_equals(expected: str | bytes, received: str | bytes | None) ->
     a = expected.encode() if isinstance(expected, str) else expected
     b = received.encode() if isinstance(received, str) else received
     return hmac.compare_digest(a, b)
+
+
+def require_header(request: InboundRequest, name: str) -> str:
+    value = request.headers.get(name.lower(), "").strip()
+    if not value:
+        raise VerificationError(f"missing {name} header")
+    return value
+
+
+def verify_any_secret(
+    received: str | Sequence[str], secrets: Sequence[str], expected: Callable[[str], str | None], *, what: str
+) -> None:
+    """Accept when what one of the secrets yields (two are valid during rotation) equals a received value.
+
+    `expected(secret)` returns the signature or credential that secret gives, or None when the
+    secret cannot serve this scheme (for example a secret that is not hex where hex is required).
+    """
+    values = [received] if isinstance(received, str) else list(received)
+    for secret in secrets:
+        want = expected(secret) if secret.strip() else None
+        if want is not None and any(constant_time_equals(want, value) for value in values):
+            return
+    raise VerificationError(f"{what} does not match the partner's webhook secret")
 
 
 def hmac_digest(key: bytes, message: bytes, algorithm: str = "sha256") -> bytes:

@@ -17,11 +17,11 @@ from partners.adapters.base import (
     PartnerError,
     Reason,
     Status,
-    VerificationError,
-    constant_time_equals,
     load_json,
     parse_coordinates,
     parse_time,
+    require_header,
+    verify_any_secret,
 )
 
 # event_name -> canonical status (DoorDash signs nothing; the endpoint credential is the proof).
@@ -81,20 +81,14 @@ class DoordashDriveAdapter(Adapter):
     name = "doordash_drive"
 
     def verify(self, request: InboundRequest, secrets: Sequence[str]) -> None:
-        received = request.headers.get("authorization", "").strip()
-        if not received:
-            raise VerificationError("missing Authorization header")
+        received = require_header(request, "Authorization")
         scheme, _, credential = received.partition(" ")
         credential = credential.strip()
         candidates = [received, credential] if credential else [received]
         if scheme.lower() == "basic" and credential:
             with contextlib.suppress(binascii.Error, UnicodeDecodeError):
                 candidates.append(base64.b64decode(credential, validate=True).decode())
-        for secret in secrets:
-            secret = secret.strip()
-            if secret and any(constant_time_equals(secret, candidate) for candidate in candidates):
-                return
-        raise VerificationError("Authorization header does not match the configured credential")
+        verify_any_secret(candidates, secrets, str.strip, what="Authorization header")
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

@@ -19,11 +19,11 @@ from partners.adapters.base import (
     PartnerError,
     Reason,
     Status,
-    VerificationError,
-    constant_time_equals,
     hmac_digest,
     load_json,
     parse_time,
+    require_header,
+    verify_any_secret,
 )
 
 # Tracker / TrackingDetail `status` to canonical; "unknown" entries are not facts.
@@ -106,15 +106,13 @@ class EasypostAdapter(Adapter):
     can_fetch = True
 
     def verify(self, request: InboundRequest, secrets: Sequence[str]) -> None:
-        signature = request.headers.get("x-hmac-signature")
-        if not signature:
-            raise VerificationError("missing X-Hmac-Signature header")
-        for secret in secrets:
+        signature = require_header(request, "X-Hmac-Signature")
+
+        def expected(secret: str) -> str:
             key = unicodedata.normalize("NFKD", secret).encode()
-            expected = "hmac-sha256-hex=" + hmac_digest(key, request.body).hex()
-            if constant_time_equals(expected, signature):
-                return
-        raise VerificationError("X-Hmac-Signature does not match any webhook secret")
+            return "hmac-sha256-hex=" + hmac_digest(key, request.body).hex()
+
+        verify_any_secret(signature, secrets, expected, what="X-Hmac-Signature")
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

@@ -14,11 +14,11 @@ from partners.adapters.base import (
     PartnerError,
     Reason,
     Status,
-    VerificationError,
-    constant_time_equals,
     load_json,
     parse_coordinates,
     parse_time,
+    require_header,
+    verify_any_secret,
 )
 from tracking.statuses import SUB_STATUS_AT_PICKUP
 
@@ -68,11 +68,8 @@ class GophrAdapter(Adapter):
     name = "gophr"
 
     def verify(self, request: InboundRequest, secrets: Sequence[str]) -> None:
-        received = request.headers.get("api-key", "").strip()
-        if not received:
-            raise VerificationError("missing API-KEY header")
-        if not any(s.strip() and constant_time_equals(s.strip(), received) for s in secrets):
-            raise VerificationError("API-KEY header does not match the Gophr API key")
+        received = require_header(request, "API-KEY")
+        verify_any_secret(received, secrets, str.strip, what="API-KEY header")
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
 
 from partners.adapters.base import (
     Adapter,
     EventKind,
-    InboundRequest,
     NormalizedEvent,
     PartnerError,
+    Reason,
+    Status,
     load_json,
     parse_time,
 )
@@ -31,6 +32,7 @@ CSV_COLUMNS = (
     "eta",
     "note",
 )
+_REASONS = ("", *Reason.values)
 
 
 def event_from_mapping(item: Mapping[str, Any], tz: tzinfo) -> NormalizedEvent:
@@ -58,9 +60,6 @@ def event_from_mapping(item: Mapping[str, Any], tz: tzinfo) -> NormalizedEvent:
 
 class NativeAdapter(Adapter):
     name = "native"
-
-    def verify(self, request: InboundRequest, secrets: Sequence[str]) -> None:
-        return None  # the partner API authenticates with the API key before this point
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         data = load_json(body)
@@ -93,8 +92,12 @@ class CsvAdapter(Adapter):
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         events = []
         for row in read_csv_rows(body):
+            # Only the template's columns: an extra `kind` or `proof` column must not set what Baton decides.
+            fields = {k: v for k, v in row.items() if k in CSV_COLUMNS}
+            if fields.get("status") not in Status.values or (fields.get("reason") or "") not in _REASONS:
+                continue  # the upload's report refused this row
             try:
-                events.append(event_from_mapping(row, tz))
+                events.append(event_from_mapping(fields, tz))
             except (KeyError, ValueError, PartnerError):
                 continue
         return events

@@ -15,12 +15,12 @@ from partners.adapters.base import (
     PartnerError,
     Reason,
     Status,
-    VerificationError,
-    constant_time_equals,
     hmac_digest,
     load_json,
     parse_coordinates,
     parse_time,
+    require_header,
+    verify_any_secret,
 )
 
 # Trigger names (a dropoff task) -> canonical status. taskEta is an ETA, not a status.
@@ -64,17 +64,16 @@ class OnfleetAdapter(Adapter):
         return None
 
     def verify(self, request: InboundRequest, secrets: Sequence[str]) -> None:
-        received = request.headers.get("x-onfleet-signature")
-        if not received:
-            raise VerificationError("missing X-Onfleet-Signature header")
-        for secret in secrets:
+        received = require_header(request, "X-Onfleet-Signature").lower()
+
+        def expected(secret: str) -> str | None:
             try:
                 key = bytes.fromhex(secret.strip())
             except ValueError:
-                continue
-            if constant_time_equals(hmac_digest(key, request.body, "sha512").hex(), received.strip().lower()):
-                return
-        raise VerificationError("X-Onfleet-Signature does not match any webhook secret")
+                return None
+            return hmac_digest(key, request.body, "sha512").hex()
+
+        verify_any_secret(received, secrets, expected, what="X-Onfleet-Signature")
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

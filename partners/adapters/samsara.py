@@ -16,10 +16,10 @@ from partners.adapters.base import (
     Reason,
     Status,
     VerificationError,
-    constant_time_equals,
     hmac_digest,
     load_json,
     parse_time,
+    verify_any_secret,
 )
 
 # Event types (and outcome keys derived from POD forms) to canonical statuses; None: no status change.
@@ -67,14 +67,15 @@ class SamsaraAdapter(Adapter):
         if abs(request.now.timestamp() - sent) > _WINDOW.total_seconds():
             raise VerificationError("X-Samsara-Timestamp is outside the 5-minute window")
         message = b"v1:" + timestamp.encode() + b":" + request.body
-        for secret in secrets:
+
+        def expected(secret: str) -> str:
             try:
                 key = base64.b64decode(secret, validate=True)
             except (binascii.Error, ValueError):
                 key = secret.encode()
-            if constant_time_equals("v1=" + hmac_digest(key, message).hex(), signature):
-                return
-        raise VerificationError("X-Samsara-Signature does not match any webhook secret")
+            return "v1=" + hmac_digest(key, message).hex()
+
+        verify_any_secret(signature, secrets, expected, what="X-Samsara-Signature")
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

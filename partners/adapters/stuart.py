@@ -15,10 +15,10 @@ from partners.adapters.base import (
     Reason,
     Status,
     VerificationError,
-    constant_time_equals,
     load_json,
     parse_coordinates,
     parse_time,
+    verify_any_secret,
 )
 from tracking.statuses import SUB_STATUS_AT_PICKUP
 
@@ -89,9 +89,12 @@ class StuartAdapter(Adapter):
         header = _bare(request.headers.get("authorization", ""))
         if not header or header.lower() in _SCHEMES:
             raise VerificationError("missing Authorization header")
-        bare = [_bare(s) for s in secrets]
-        if not any(b and b.lower() not in _SCHEMES and constant_time_equals(b, header) for b in bare):
-            raise VerificationError("Authorization header does not match the Stuart webhook credential")
+        verify_any_secret(
+            header,
+            secrets,
+            lambda secret: _bare(secret) if _bare(secret).lower() not in _SCHEMES else None,
+            what="Authorization header",
+        )
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

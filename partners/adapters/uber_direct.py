@@ -15,11 +15,11 @@ from partners.adapters.base import (
     Reason,
     Status,
     VerificationError,
-    constant_time_equals,
     hmac_digest,
     load_json,
     parse_coordinates,
     parse_time,
+    verify_any_secret,
 )
 
 # Delivery status -> canonical status, for the forward (del_) leg. `returned` on the forward leg means
@@ -62,11 +62,12 @@ class UberDirectAdapter(Adapter):
         received = [request.headers[h].strip().lower() for h in _SIGNATURE_HEADERS if request.headers.get(h)]
         if not received:
             raise VerificationError("missing X-Uber-Signature / X-Postmates-Signature header")
-        for secret in secrets:
-            expected = hmac_digest(secret.encode(), request.body, "sha256").hex()
-            if any(constant_time_equals(expected, value) for value in received):
-                return
-        raise VerificationError("webhook signature does not match any signing key")
+        verify_any_secret(
+            received,
+            secrets,
+            lambda secret: hmac_digest(secret.encode(), request.body).hex(),
+            what="signature",
+        )
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         payload = load_json(body)

@@ -123,7 +123,10 @@ def post_webhook(client, partner: Partner, body: bytes, headers: dict):
     content_type = headers.pop("Content-Type", "application/json")
     with sent_at(headers):
         return client.post(
-            f"/webhooks/{partner.adapter}/{partner.slug}/", data=body, content_type=content_type, headers=headers
+            f"/webhooks/{partner.adapter}/{partner.slug}/",
+            data=body,
+            content_type=content_type,
+            headers=headers,
         )
 
 

@@ -297,7 +297,11 @@ def test_a_phone_three_hours_fast_is_clamped_to_when_we_heard_it_and_flagged(
     assert seen["status"] == "in_transit"
     assert "clock_skew" in seen["flags"]
     picked_up, in_transit = story["entries"]
-    assert (picked_up["status"], picked_up["sequence"], picked_up["flags"]) == ("picked_up", 1, ["clock_skew"])
+    assert (picked_up["status"], picked_up["sequence"], picked_up["flags"]) == (
+        "picked_up",
+        1,
+        ["clock_skew"],
+    )
     assert when(picked_up["effective_at"]) == when(picked_up["received_at"]) == minutes(120)
     assert when(picked_up["occurred_at"]) == minutes(300)
     assert (in_transit["status"], in_transit["sequence"], in_transit["flags"]) == ("in_transit", 2, [])
@@ -342,7 +346,9 @@ def test_a_byte_identical_redelivery_three_days_later_is_one_entry(agent_client,
     assert TrackingEvent.objects.filter(shipment=shipment).count() == 1
 
 
-def test_the_same_native_event_without_an_id_sent_days_apart_is_one_entry(agent_client, partner_client, custody):
+def test_the_same_native_event_without_an_id_sent_days_apart_is_one_entry(
+    agent_client, partner_client, custody
+):
     courier = partner_client(custody.partner)
     with time_machine.travel(minutes(10), tick=False) as clock:
         report(courier, "SWIFT-77", "picked_up", minutes(5))
