@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import setup_django  # noqa: E402
+from bench.common import setup_django
 
 setup_django()
 
@@ -91,11 +91,13 @@ def pings(rng: random.Random, mean_extra: float) -> int:
     """Location pings while out for delivery: most shipments a few, one in a hundred a long trail."""
     if rng.random() < 0.01:
         return rng.randint(30, int(60 * mean_extra) + 30)
-    return rng.randint(0, max(0, int(2 * mean_extra * 0.6)))
+    return rng.randint(0, max(0, round(2 * mean_extra * 0.55)))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shipments", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000, help="approximate total")
     parser.add_argument("--seed", type=int, default=5)
@@ -110,7 +112,7 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     # Per shipment: ~7 statuses, ~1 ETA, and location pings sized to reach the requested total.
-    mean_extra = max(0.0, args.events / args.shipments - 8.0)
+    mean_extra = max(0.0, args.events / args.shipments - 7.2)
     now = datetime.now(UTC)
     window_start = now - timedelta(days=60)
     expires = ts(now + timedelta(days=90))
@@ -122,9 +124,13 @@ def main() -> None:
     # One transaction up to the rebuilt indexes: a failed load leaves the tables as they were.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
-        cursor.execute("SET LOCAL session_replication_role = replica")  # no FK triggers: consistent by construction
+        cursor.execute(
+            "SET LOCAL session_replication_role = replica"
+        )  # no FK triggers: consistent by construction
         cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
-        cursor.execute(f"TRUNCATE {', '.join(TABLES)}, partners_inboundmessage, partners_idempotencykey CASCADE")
+        cursor.execute(
+            f"TRUNCATE {', '.join(TABLES)}, partners_inboundmessage, partners_idempotencykey CASCADE"
+        )
         Partner.objects.filter(slug__startswith="bench-").delete()
         partners = create_partners()
         fleets = [p for p, kind in partners if kind == "fleet"]
@@ -147,7 +153,9 @@ def main() -> None:
                 n_pings = pings(rng, mean_extra)
                 moment = created + timedelta(minutes=rng.randint(5, 120))
                 # Hand-offs happen after pickup; every link of the chain reports at least one step.
-                split = sorted(rng.sample(range(3, len(statuses)), k=min(len(links) - 1, max(0, len(statuses) - 3))))
+                split = sorted(
+                    rng.sample(range(3, len(statuses)), k=min(len(links) - 1, max(0, len(statuses) - 3)))
+                )
                 links = links[: len(split) + 1]
                 link_of_step = [sum(1 for s in split if s <= k) for k in range(len(statuses))]
                 custody_ids = list(range(custody_id + 1, custody_id + 1 + len(links)))
@@ -166,8 +174,18 @@ def main() -> None:
                     seq += 1
                     buffer.append(
                         event_line(
-                            event_id, i, links[link], custody_ids[link], "status", status, reason, moment,
-                            None, None, None, seq,
+                            event_id,
+                            i,
+                            links[link],
+                            custody_ids[link],
+                            "status",
+                            status,
+                            reason,
+                            moment,
+                            None,
+                            None,
+                            None,
+                            seq,
                         )
                     )
                     last_status, last_reason, last_at = status, reason, moment
@@ -177,8 +195,18 @@ def main() -> None:
                         eta = moment + timedelta(hours=rng.randint(1, 8))
                         buffer.append(
                             event_line(
-                                event_id, i, links[link], custody_ids[link], "eta", "", "",
-                                moment + timedelta(seconds=1), None, None, eta, seq,
+                                event_id,
+                                i,
+                                links[link],
+                                custody_ids[link],
+                                "eta",
+                                "",
+                                "",
+                                moment + timedelta(seconds=1),
+                                None,
+                                None,
+                                eta,
+                                seq,
                             )
                         )
                     if status == "out_for_delivery" and n_pings:
@@ -188,8 +216,18 @@ def main() -> None:
                             seq += 1
                             buffer.append(
                                 event_line(
-                                    event_id, i, links[link], custody_ids[link], "location", "", "", moment,
-                                    lat + rng.uniform(-0.02, 0.02), lng + rng.uniform(-0.02, 0.02), None, seq,
+                                    event_id,
+                                    i,
+                                    links[link],
+                                    custody_ids[link],
+                                    "location",
+                                    "",
+                                    "",
+                                    moment,
+                                    lat + rng.uniform(-0.02, 0.02),
+                                    lng + rng.uniform(-0.02, 0.02),
+                                    None,
+                                    seq,
                                 )
                             )
                         n_pings = 0
@@ -249,7 +287,10 @@ def main() -> None:
                     copy.write("\n".join(buffer) + "\n")
                     buffer.clear()
                 if i % 100_000 == 0:
-                    print(f"  {i:,} shipments, {total_events:,} events, {time.monotonic() - started:.0f}s", flush=True)
+                    print(
+                        f"  {i:,} shipments, {total_events:,} events, {time.monotonic() - started:.0f}s",
+                        flush=True,
+                    )
             if buffer:
                 copy.write("\n".join(buffer) + "\n")
         with raw.copy(f"COPY partners_custody ({CUSTODY_COLUMNS}) FROM STDIN") as copy:
@@ -259,8 +300,11 @@ def main() -> None:
             for start in range(0, len(shipment_rows), 50000):
                 copy.write("\n".join(shipment_rows[start : start + 50000]) + "\n")
         loaded = time.monotonic() - started
-        print(f"copied {total_events:,} events, {len(custody_rows):,} custody links, "
-              f"{len(shipment_rows):,} shipments in {loaded:.0f}s; rebuilding indexes...", flush=True)
+        print(
+            f"copied {total_events:,} events, {len(custody_rows):,} custody links, "
+            f"{len(shipment_rows):,} shipments in {loaded:.0f}s; rebuilding indexes...",
+            flush=True,
+        )
         for statement in dropped:
             cursor.execute(statement)
         for table in TABLES:
@@ -282,7 +326,9 @@ def create_partners() -> list[tuple[int, str]]:
     partners: list[tuple[int, str]] = []
     for kind, count in PARTNERS:
         for n in range(count):
-            partner = Partner(slug=f"bench-{kind}-{n}", name=f"Bench {kind.title()} {n}", kind=kind, adapter="native")
+            partner = Partner(
+                slug=f"bench-{kind}-{n}", name=f"Bench {kind.title()} {n}", kind=kind, adapter="native"
+            )
             partner.rotate_api_key()
             partner.save()
             partners.append((partner.pk, kind))

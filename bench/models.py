@@ -7,3 +7,6 @@ class ControlRow(models.Model):
     partner_id = models.BigIntegerField()
     body = models.BinaryField()
     received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"control row {self.pk}"

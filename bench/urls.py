@@ -4,3 +4,5 @@ from bench.views import ControlView
 from hub.urls import urlpatterns as hub_urlpatterns
 
 urlpatterns = [path("bench/control", ControlView.as_view(), name="bench-control"), *hub_urlpatterns]
+
+handler404 = "hub.errors.page_not_found"

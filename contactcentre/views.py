@@ -10,7 +10,7 @@ from partners.services import custody_chain
 from tracking.filters import ShipmentFilter
 from tracking.models import Shipment, TrackingEvent
 from tracking.services import flags_at
-from tracking.views import TIMELINE_FIELDS, get_shipment
+from tracking.views import get_shipment
 
 
 @staff_member_required
@@ -31,13 +31,8 @@ def console(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def shipment_page(request: HttpRequest, reference: str) -> HttpResponse:
     shipment = get_shipment(reference)
-    entries = (
-        TrackingEvent.objects.filter(shipment=shipment)
-        .select_related("partner", "custody__partner", "message")
-        .only(*TIMELINE_FIELDS)
-        .timeline_order()
-    )
-    chain = custody_chain(shipment)
+    entries = list(TrackingEvent.objects.filter(shipment=shipment).with_sources())
+    chain = custody_chain(shipment, events=entries)
     shipment.flags = flags_at(shipment, chain)
     return render(
         request,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -49,6 +50,13 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     else:
         flat.setdefault(prefix or "body", []).append(str(detail))
     return flat
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A URL no route matches: the API's JSON error under /api/ and /webhooks/, the HTML page elsewhere."""
+    if request.path.startswith(("/api/", "/webhooks/")):
+        return JsonResponse(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
+    return defaults.page_not_found(request, exception)
 
 
 def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Shared OpenAPI pieces: the error body every endpoint returns."""
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -27,3 +29,12 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         429: "Rate limit exceeded; see Retry-After.",
     }
     return {code: OpenApiResponse(ErrorSerializer, description=descriptions[code]) for code in codes}
+
+
+def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every Baton write needs its body; drf-spectacular cannot tell for raw or polymorphic bodies."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    return result

@@ -27,6 +27,8 @@ partner_v1 = [
     path("uploads/template.csv", partner_views.UploadTemplateView.as_view(), name="partner-upload-template"),
 ]
 
+handler404 = "hub.errors.page_not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),
     path("admin/", admin.site.urls),

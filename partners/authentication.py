@@ -7,10 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
-from partners.models import Partner, hash_api_key
+from partners.models import Partner
 
 
 class PartnerKeyAuthentication(authentication.BaseAuthentication):
@@ -21,17 +22,23 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme.lower() != self.keyword.lower() or not key.strip():
             raise exceptions.NotAuthenticated("Send the partner API key as 'Authorization: Bearer <key>'.")
-        partner = (
-            Partner.objects.filter(api_key_hash=hash_api_key(key.strip()), is_active=True)
-            .only("id", "slug", "name", "kind", "adapter", "timezone", "rate_limit_per_minute")
-            .first()
-        )
+        partner = Partner.for_api_key(key.strip())
         if partner is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         return None, partner
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="partner-api"'
+
+
+class PartnerKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the partner key in the OpenAPI schema, so clients (and fuzzers) know to send it."""
+
+    target_class = PartnerKeyAuthentication
+    name = "partnerKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "The partner's API key."}
 
 
 class IsPartner(permissions.BasePermission):
@@ -56,12 +63,10 @@ class PartnerRateThrottle(throttling.BaseThrottle):
         limit = partner.rate_limit_per_minute or settings.BATON["PARTNER_RATE_LIMIT_PER_MINUTE"]
         now = time.time()
         key = f"baton:rate:{partner.pk}:{int(now // 60)}"
-        cache.add(key, 0, timeout=90)
         try:
-            count = cache.incr(key)
-        except ValueError:  # the window expired between add and incr
-            cache.set(key, 1, timeout=90)
-            count = 1
+            count = cache.incr(key)  # one round trip for every request but a window's first
+        except ValueError:  # the window's first request (or another process just opened it)
+            count = 1 if cache.add(key, 1, timeout=90) else cache.incr(key)
         self.retry_after = 60 - now % 60
         return count <= limit
 

@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import models
 from django.db.models import Q
+
+API_KEY_CACHE_SECONDS = 10
+_api_key_cache: dict[str, tuple[Partner | None, float]] = {}
 
 
 def hash_api_key(key: str) -> str:
@@ -45,6 +50,25 @@ class Partner(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        _api_key_cache.clear()
+
+    @classmethod
+    def for_api_key(cls, key: str) -> Partner | None:
+        """The active partner with this API key, cached in the process for a few seconds.
+
+        Every partner request authenticates, so the cache saves a query on the hot path; a revoked
+        key stops working in this process at once and in other processes within API_KEY_CACHE_SECONDS.
+        """
+        key_hash = hash_api_key(key)
+        cached = _api_key_cache.get(key_hash)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        partner = cls.objects.filter(api_key_hash=key_hash, is_active=True).first()
+        _api_key_cache[key_hash] = (partner, time.monotonic() + API_KEY_CACHE_SECONDS)
+        return partner
 
     def rotate_api_key(self) -> str:
         """Set a new API key and return it; only its hash is stored, so it can be shown once."""

@@ -3,15 +3,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from partners.models import Custody, Partner
+from tracking.serializers import MomentField, NumberField
 from tracking.statuses import EventKind, Reason, Status
 
 
 class LocationSerializer(serializers.Serializer):
-    lat = serializers.FloatField(min_value=-90, max_value=90)
-    lng = serializers.FloatField(min_value=-180, max_value=180)
+    lat = NumberField(min_value=-90, max_value=90)
+    lng = NumberField(min_value=-180, max_value=180)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -23,6 +25,18 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class StrictSerializerScheme(OpenApiSerializerExtension):
+    """Tells OpenAPI clients what StrictSerializer enforces: no properties beyond the documented ones."""
+
+    target_class = StrictSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
+        schema["additionalProperties"] = False
+        return schema
 
 
 class NativeEventSerializer(StrictSerializer):
@@ -37,9 +51,9 @@ class NativeEventSerializer(StrictSerializer):
     reason = serializers.ChoiceField(choices=Reason.choices, required=False)
     sub_status = serializers.CharField(max_length=32, required=False, allow_blank=True)
     raw_status = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    occurred_at = serializers.DateTimeField(help_text="When it happened, ISO 8601 with an offset.")
+    occurred_at = MomentField(help_text="When it happened, ISO 8601 with an offset.")
     location = LocationSerializer(required=False)
-    eta = serializers.DateTimeField(required=False, allow_null=True)
+    eta = MomentField(required=False, allow_null=True)
     proof = serializers.DictField(required=False, help_text="Proof of delivery: photo_url, signed_by...")
     note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
@@ -75,7 +89,7 @@ class HandOffSerializer(StrictSerializer):
         slug_field="slug", queryset=Partner.objects.filter(is_active=True)
     )
     to_reference = serializers.CharField(max_length=128, help_text="The receiving partner's reference.")
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = MomentField(required=False)
     note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
 

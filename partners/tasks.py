@@ -1,8 +1,12 @@
-from celery import shared_task
+import logging
+
+from celery import Task, shared_task
 from django.db import OperationalError
 
 from partners import services
 from partners.adapters.base import PartnerError
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -28,6 +32,13 @@ def poll_partners() -> int:
     return services.poll_pull_partners()
 
 
-@shared_task(autoretry_for=(PartnerError,), retry_backoff=True, max_retries=5)
-def poll_custody(custody_id: int) -> int:
-    return services.poll_custody(custody_id)
+@shared_task(bind=True, max_retries=5)
+def poll_custody(self: Task, custody_id: int) -> int:
+    """Poll one job's holder; retry with backoff only when a retry can help (not on a 404 or bad key)."""
+    try:
+        return services.poll_custody(custody_id)
+    except PartnerError as exc:
+        if exc.permanent:
+            log.warning("polling custody %s gave up: %s", custody_id, exc.message)
+            return 0
+        raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc

@@ -1,7 +1,11 @@
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -86,11 +90,18 @@ class Worker:
     """A real `celery worker` process on the test database; `kill()` and `start()` for fault tests."""
 
     def __init__(self) -> None:
+        # A queue of its own: a worker left over from another run on the same Redis cannot steal tasks.
+        self.queue = f"baton-test-{uuid.uuid4().hex[:10]}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = open(os.path.join(settings.BASE_DIR, "var", "live-worker.log"), "ab")  # noqa: SIM115
 
     def start(self) -> None:
-        env = {**os.environ, "DATABASE_URL": live_database_url(), "BATON_SWEEP_SECONDS": "2"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": live_database_url(),
+            "BATON_SWEEP_SECONDS": "2",
+            "CELERY_QUEUE": self.queue,
+        }
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -106,6 +117,10 @@ class Worker:
                 "2",
                 "--without-gossip",
                 "--without-mingle",
+                "-Q",
+                self.queue,
+                "-n",
+                f"{self.queue}@%h",
                 "-s",
                 os.path.join(settings.BASE_DIR, "var", "beat-schedule"),
             ],
@@ -113,15 +128,23 @@ class Worker:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=settings.BASE_DIR,
+            start_new_session=True,  # its own process group: kill() reaches its pool and beat, nothing else
         )
-        ready = wait_for(lambda: celery_app.control.ping(timeout=0.5), timeout=60)
+        ready = wait_for(
+            lambda: celery_app.control.ping(
+                timeout=0.5, destination=[f"{self.queue}@{socket.gethostname()}"]
+            ),
+            timeout=60,
+        )
         assert ready, "the Celery worker did not answer a ping within 60 s"
 
     def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        subprocess.run(["pkill", "-9", "-f", "celery -A hub worker"], check=False)
+        """SIGKILL the worker with its pool processes and embedded beat (and no other engineer's worker)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -136,8 +159,10 @@ class Worker:
 def live_worker(django_db_setup, django_db_blocker) -> Iterator[Worker]:
     assert connection.vendor == "postgresql", "live tests run against PostgreSQL"
     os.makedirs(os.path.join(settings.BASE_DIR, "var"), exist_ok=True)
-    celery_app.control.purge()
     worker = Worker()
+    default_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = worker.queue
     worker.start()
     yield worker
     worker.stop()
+    celery_app.conf.task_default_queue = default_queue

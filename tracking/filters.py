@@ -1,4 +1,8 @@
 import django_filters
+from django.db import connection
+from rest_framework import exceptions
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
 
 from tracking.models import Shipment, ShipmentQuerySet
 from tracking.statuses import Status
@@ -21,4 +25,28 @@ class ShipmentFilter(django_filters.FilterSet):
         return queryset.search(value)
 
     def filter_flag(self, queryset: ShipmentQuerySet, name: str, value: str) -> ShipmentQuerySet:
-        return queryset.filter(flags__contains=[value]) if value else queryset
+        if not value:
+            return queryset
+        if connection.features.supports_json_field_contains:
+            return queryset.filter(flags__contains=[value])
+        # SQLite (the newcomer's default) has no JSON containment: match in Python there.
+        return queryset.filter(
+            pk__in=[pk for pk, flags in queryset.values_list("pk", "flags") if value in flags]
+        )
+
+
+class StrictLimitOffsetPagination(LimitOffsetPagination):
+    """Refuses a `limit` or `offset` that is not a whole number (400) instead of quietly paging from 0."""
+
+    def get_limit(self, request: Request) -> int | None:
+        self.require_whole_number(request, self.limit_query_param)
+        return super().get_limit(request)
+
+    def get_offset(self, request: Request) -> int:
+        self.require_whole_number(request, self.offset_query_param)
+        return super().get_offset(request)
+
+    @staticmethod
+    def require_whole_number(request: Request, name: str) -> None:
+        if any(not (value.isascii() and value.isdigit()) for value in request.query_params.getlist(name)):
+            raise exceptions.ValidationError({name: ["A whole number, 0 or more."]})

@@ -124,6 +124,18 @@ class TrackingEventQuerySet(models.QuerySet["TrackingEvent"]):
     def timeline_order(self) -> TrackingEventQuerySet:
         return self.order_by("sequence", "id")
 
+    def with_sources(self) -> TrackingEventQuerySet:
+        """In timeline order, with what agents see of each entry's source and custodian (one query)."""
+        own_fields = [
+            f.name for f in self.model._meta.concrete_fields if f.name not in {"shipment", "dedupe_key"}
+        ]
+        related = ["partner__slug", "partner__name", "custody__partner_reference", "custody__partner__slug"]
+        return (
+            self.select_related("partner", "custody__partner", "message")
+            .only(*own_fields, *related, "message__channel")
+            .timeline_order()
+        )
+
 
 class TrackingEvent(models.Model):
     """A normalised fact from one source; `sequence`, `applied`, `flags`, `custody` come from the timeline."""

@@ -6,10 +6,35 @@ from rest_framework import serializers
 
 from partners.models import Partner
 from tracking.models import Shipment, TrackingEvent
-from tracking.statuses import Status
+from tracking.statuses import Reason, Status
+
+
+class NumberField(serializers.FloatField):
+    """A number; DRF's FloatField would also take true/false and store them as 1.0/0.0."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class MomentField(serializers.DateTimeField):
+    """A date and time from 2000 on: older ones are typos, and before 1848 London's offset was not in
+    whole minutes, which no ISO 8601 / RFC 3339 client can read back."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        moment = super().to_internal_value(value)
+        if moment is not None and moment.year < 2000:
+            raise serializers.ValidationError("Must be in the year 2000 or later.")
+        return moment
 
 
 class ShipmentCreateSerializer(serializers.ModelSerializer):
+    promised_from = MomentField(required=False, allow_null=True)
+    promised_until = MomentField(required=False, allow_null=True)
+    latitude = NumberField(min_value=-90, max_value=90, required=False, allow_null=True)
+    longitude = NumberField(min_value=-180, max_value=180, required=False, allow_null=True)
+
     class Meta:
         model = Shipment
         fields = [
@@ -24,10 +49,6 @@ class ShipmentCreateSerializer(serializers.ModelSerializer):
             "promised_from",
             "promised_until",
         ]
-        extra_kwargs = {
-            "latitude": {"min_value": -90, "max_value": 90},
-            "longitude": {"min_value": -180, "max_value": 180},
-        }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("promised_from"), attrs.get("promised_until")
@@ -38,11 +59,14 @@ class ShipmentCreateSerializer(serializers.ModelSerializer):
 
 class ShipmentSerializer(serializers.ModelSerializer):
     current_partner = serializers.CharField(
-        source="current_custody.partner.slug", default=None, read_only=True
+        source="current_custody.partner.slug", default=None, read_only=True, allow_null=True
     )
     current_partner_reference = serializers.CharField(
-        source="current_custody.partner_reference", default=None, read_only=True
+        source="current_custody.partner_reference", default=None, read_only=True, allow_null=True
     )
+    # Declared because a read-only model field loses allow_blank: "" (no reason, no e-mail) is common.
+    reason = serializers.ChoiceField(choices=Reason.choices, allow_blank=True, read_only=True)
+    customer_email = serializers.CharField(read_only=True, help_text="An e-mail address, or empty.")
     flags = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -109,7 +133,7 @@ class AssignmentSerializer(serializers.Serializer):
         max_length=128, help_text="The partner's own reference for the job."
     )
     group_reference = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
-    started_at = serializers.DateTimeField(required=False, help_text="Defaults to now.")
+    started_at = MomentField(required=False, help_text="Defaults to now.")
 
 
 class AssignmentResultSerializer(serializers.Serializer):

@@ -93,13 +93,8 @@ class ShipmentTimelineView(APIView):
     )
     def get(self, request: Request, reference: str) -> Response:
         shipment = get_shipment(reference)
-        entries = (
-            TrackingEvent.objects.filter(shipment=shipment)
-            .select_related("partner", "custody__partner", "message")
-            .only(*TIMELINE_FIELDS)
-            .timeline_order()
-        )
-        chain = partner_services.custody_chain(shipment)
+        entries = list(TrackingEvent.objects.filter(shipment=shipment).with_sources())
+        chain = partner_services.custody_chain(shipment, events=entries)
         data = {
             "reference": shipment.reference,
             "status": shipment.status,
@@ -109,16 +104,6 @@ class ShipmentTimelineView(APIView):
             "entries": entries,
         }
         return Response(TimelineSerializer(data).data)
-
-
-TIMELINE_FIELDS = [
-    *(f.name for f in TrackingEvent._meta.concrete_fields if f.name not in {"shipment", "dedupe_key"}),
-    "partner__slug",
-    "partner__name",
-    "custody__partner_reference",
-    "custody__partner__slug",
-    "message__channel",
-]
 
 
 class AssignmentView(APIView):

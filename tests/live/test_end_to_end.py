@@ -1,4 +1,4 @@
-"""The whole path on the production stack: HTTP in, a real Celery worker, agent timeline and customer page out."""
+"""The whole path on the production stack: HTTP in, a real Celery worker, the agent and customer views out."""
 
 import pytest
 

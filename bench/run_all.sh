@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Run Baton's benchmarks on the production stack: gunicorn, PostgreSQL, Redis, a Celery worker and beat.
+#
+#   bench/run_all.sh                 # ingest, then read (loads the 10M events first if the bench DB is empty)
+#   bench/run_all.sh load            # (re)load ~10M events over 1M shipments into the bench database
+#   bench/run_all.sh ingest | read   # one bench
+#   BENCH_ARGS=--worker-paused bench/run_all.sh ingest   # options for the bench script (see --help)
+#
+# The bench has its own database and Redis db (BENCH_DATABASE_URL, BENCH_REDIS_URL) and only ever
+# stops the processes it started. Figures are printed and saved under bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/baton_bench}"
+export REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/10}"
+export SECRET_KEY="${SECRET_KEY:-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
+export DEBUG=false DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL="${LOG_LEVEL:-WARNING}"
+PORT="${BENCH_PORT:-8765}"
+GUNICORN_WORKERS="${BENCH_GUNICORN_WORKERS:-4}"
+GUNICORN_THREADS="${BENCH_GUNICORN_THREADS:-2}"
+CELERY_CONCURRENCY="${BENCH_CELERY_CONCURRENCY:-2}"
+PY=.venv/bin/python
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(ingest read)
+mkdir -p var bench/results
+
+db_name="${DATABASE_URL##*/}"
+db_server="${DATABASE_URL%/*}/postgres"
+if [ "$(psql "$db_server" -Atc "select 1 from pg_database where datname = '$db_name'")" != "1" ]; then
+    psql "$db_server" -qc "create database \"$db_name\""
+fi
+$PY manage.py migrate --no-input -v0
+
+if [[ " ${STEPS[*]} " == *" load "* ]] || [ "$(psql "$DATABASE_URL" -Atc 'select count(*) from tracking_shipment')" = "0" ]; then
+    $PY bench/load_events.py | tee "bench/results/load_events-$(date +%Y%m%d-%H%M%S).txt"
+fi
+BENCHES=()
+for step in "${STEPS[@]}"; do [ "$step" = load ] || BENCHES+=("$step"); done
+[ ${#BENCHES[@]} -gt 0 ] || exit 0
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+$PY -m celery -A hub purge -f >/dev/null
+.venv/bin/gunicorn hub.wsgi:application --bind "127.0.0.1:$PORT" --workers "$GUNICORN_WORKERS" \
+    --worker-class gthread --threads "$GUNICORN_THREADS" --keep-alive 30 --log-level warning \
+    >var/bench-gunicorn.log 2>&1 &
+pids+=($!)
+$PY -m celery -A hub worker -l WARNING -c "$CELERY_CONCURRENCY" --without-gossip --without-mingle \
+    >var/bench-worker.log 2>&1 &
+pids+=($!)
+$PY -m celery -A hub beat -l WARNING -s var/bench-beat-schedule >var/bench-beat.log 2>&1 &
+pids+=($!)
+
+for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$PORT/api/partner/v1/uploads/template.csv" >/dev/null && break
+    sleep 0.2
+done
+for _ in $(seq 30); do
+    $PY -m celery -A hub inspect ping --timeout 1 >/dev/null 2>&1 && break
+done
+
+for bench in "${BENCHES[@]}"; do
+    # shellcheck disable=SC2086  # BENCH_ARGS is a list of options, e.g. "--worker-paused"
+    $PY "bench/$bench.py" --url "http://127.0.0.1:$PORT" ${BENCH_ARGS:-}
+done
