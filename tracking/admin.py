@@ -39,15 +39,7 @@ class ShipmentAdmin(admin.ModelAdmin):
     list_filter = ["status", "current_custody__partner"]
     search_fields = ["reference", "customer_email", "postcode", "phone_digits", "custody__partner_reference"]
     readonly_fields = [
-        "status",
-        "reason",
-        "sub_status",
-        "status_at",
-        "current_custody",
-        "eta",
-        "last_event_at",
-        "proof",
-        "flags",
+        *Shipment.RECONCILED_FIELDS,
         "tracking_token_expires_at",
         "created_at",
         "updated_at",

@@ -91,6 +91,32 @@ class Shipment(models.Model):
 
     objects = ShipmentQuerySet.as_manager()
 
+    # What the merchant's order says; everything else is Baton's own.
+    ORDER_FIELDS = [
+        "reference",
+        "customer_name",
+        "customer_email",
+        "customer_phone",
+        "address",
+        "postcode",
+        "latitude",
+        "longitude",
+        "promised_from",
+        "promised_until",
+    ]
+    # The persisted result of the timeline: written only by `tracking.services.reconcile_shipment`.
+    RECONCILED_FIELDS = [
+        "status",
+        "reason",
+        "sub_status",
+        "status_at",
+        "current_custody",
+        "eta",
+        "last_event_at",
+        "proof",
+        "flags",
+    ]
+
     class Meta:
         ordering = ["-created_at"]
 

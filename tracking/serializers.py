@@ -37,18 +37,7 @@ class ShipmentCreateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Shipment
-        fields = [
-            "reference",
-            "customer_name",
-            "customer_email",
-            "customer_phone",
-            "address",
-            "postcode",
-            "latitude",
-            "longitude",
-            "promised_from",
-            "promised_until",
-        ]
+        fields = Shipment.ORDER_FIELDS
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("promised_from"), attrs.get("promised_until")
@@ -72,16 +61,7 @@ class ShipmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Shipment
         fields = [
-            "reference",
-            "customer_name",
-            "customer_email",
-            "customer_phone",
-            "address",
-            "postcode",
-            "latitude",
-            "longitude",
-            "promised_from",
-            "promised_until",
+            *Shipment.ORDER_FIELDS,
             "status",
             "reason",
             "sub_status",

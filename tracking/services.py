@@ -120,20 +120,7 @@ def reconcile_shipment(shipment: Shipment) -> Shipment:
     shipment.last_event_at = result.last_event_at
     shipment.proof = dict(result.proof) if result.proof else None
     shipment.flags = list(result.flags)
-    shipment.save(
-        update_fields=[
-            "status",
-            "reason",
-            "sub_status",
-            "status_at",
-            "current_custody",
-            "eta",
-            "last_event_at",
-            "proof",
-            "flags",
-            "updated_at",
-        ]
-    )
+    shipment.save(update_fields=[*Shipment.RECONCILED_FIELDS, "updated_at"])
     return shipment
 
 
