@@ -20,7 +20,7 @@ from hub.schema import errors
 from partners import services
 from partners.adapters import get_adapter
 from partners.adapters.base import InboundRequest, VerificationError
-from partners.adapters.native import CSV_COLUMNS, read_csv_rows
+from partners.adapters.native import CSV_COLUMNS, REFUSED_LINES_HEADER, read_csv_rows
 from partners.authentication import IsPartner, PartnerKeyAuthentication, PartnerRateThrottle
 from partners.models import InboundMessage, Partner
 from partners.serializers import (
@@ -238,7 +238,7 @@ class UploadView(PartnerAPIView):
             partner,
             channel=channel,
             body=body,
-            headers=kept_headers(request),
+            headers={**kept_headers(request), REFUSED_LINES_HEADER: ",".join(str(e["row"]) for e in report)},
             state=state,
             error="; ".join(f"line {e['row']}: {e['message']}" for e in report)[:2000],
         )

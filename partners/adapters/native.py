@@ -84,14 +84,21 @@ def read_csv_rows(body: bytes) -> list[dict[str, str]]:
     return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
 
 
+# Stored with an upload: the lines its report refused, so no replay applies them later.
+REFUSED_LINES_HEADER = "x-baton-refused-lines"
+
+
 class CsvAdapter(Adapter):
-    """Rows of the CSV template; rows that failed validation at upload are skipped here too."""
+    """Rows of the CSV template; rows that the upload's report refused are skipped here too."""
 
     name = "csv"
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
+        refused = {int(n) for n in headers.get(REFUSED_LINES_HEADER, "").split(",") if n.isdigit()}
         events = []
-        for row in read_csv_rows(body):
+        for line, row in enumerate(read_csv_rows(body), start=2):
+            if line in refused:
+                continue
             # Only the template's columns: an extra `kind` or `proof` column must not set what Baton decides.
             fields = {k: v for k, v in row.items() if k in CSV_COLUMNS}
             if fields.get("status") not in Status.values or (fields.get("reason") or "") not in _REASONS:

@@ -141,3 +141,20 @@ def test_template_has_the_documented_columns_and_its_example_uploads(partner, pa
     uploaded = upload_text(partner_client(partner), template.content.decode())
     assert (uploaded.json()["accepted"], uploaded.json()["errors"]) == (1, [])
     assert TrackingEvent.objects.get().status == "delivered"
+
+
+def test_a_row_the_report_refused_stays_refused_after_the_job_is_assigned(custody, partner_client):
+    from partners.services import assign_shipment
+
+    upload_text(partner_client(custody.partner), DAY)
+    other = CustodyFactory(partner_reference="SOMEONE-ELSE").shipment
+    other.reference = "NOT-OURS"
+    other.save()
+
+    assign_shipment(other, partner=custody.partner, partner_reference="SWIFT-NEW")
+
+    assert (
+        InboundMessage.objects.get(channel=InboundMessage.Channel.UPLOAD).state
+        == InboundMessage.State.PROCESSED
+    )
+    assert not TrackingEvent.objects.filter(shipment=other, status="delivered").exists()
