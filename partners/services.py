@@ -481,18 +481,7 @@ def poll_custody(custody_id: int, *, client: PartnerHttpClient | None = None) ->
 def check_custody(partner: Partner, references: Iterable[str]) -> None:
     """Raise NotHeld unless the partner holds or held a shipment under every reference."""
     refs = set(references)
-    # Partners nearly always use their own reference: one indexed lookup settles those.
-    missing = refs - set(
-        Custody.objects.filter(partner=partner, partner_reference__in=refs).values_list(
-            "partner_reference", flat=True
-        )
-    )
-    if missing:
-        missing -= set(
-            Custody.objects.filter(partner=partner, shipment__reference__in=missing).values_list(
-                "shipment__reference", flat=True
-            )
-        )
+    missing = refs - set(find_custodies(partner, refs))
     if missing:
         raise NotHeld(sorted(missing))
 
