@@ -192,7 +192,10 @@ def test_former_custodian_may_still_report_but_is_flagged_not_applied(custody, p
     }
     assert post(partner_client(custody.partner), HANDOFFS_URL, handoff).status_code == 201
 
-    response = post(partner_client(custody.partner), EVENTS_URL, event(status="delivered"))
+    after_handoff = timezone.now().isoformat()
+    response = post(
+        partner_client(custody.partner), EVENTS_URL, event(status="delivered", occurred_at=after_handoff)
+    )
 
     assert response.status_code == 202
     stored = TrackingEvent.objects.get(kind="status")
