@@ -6,10 +6,9 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from partners.services import custody_chain
 from tracking.filters import ShipmentFilter
 from tracking.models import Shipment, TrackingEvent
-from tracking.services import flags_at
+from tracking.services import custody_chain, flags_at
 from tracking.views import get_shipment
 
 

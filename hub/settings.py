@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "tracking",
     "partners",
     "contactcentre",
+    "hub",
 ]
 
 MIDDLEWARE = [

@@ -16,7 +16,7 @@ api_v1 = [
     ),
     path(
         "shipments/<str:reference>/assignments",
-        tracking_views.AssignmentView.as_view(),
+        partner_views.AssignmentView.as_view(),
         name="shipment-assignments",
     ),
 ]

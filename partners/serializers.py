@@ -125,3 +125,20 @@ class UploadReportSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
     accepted = serializers.IntegerField()
     errors = UploadRowErrorSerializer(many=True)  # type: ignore[assignment]
+
+
+class AssignmentSerializer(serializers.Serializer):
+    partner = serializers.SlugRelatedField(slug_field="slug", queryset=Partner.objects.filter(is_active=True))
+    partner_reference = serializers.CharField(
+        max_length=128, help_text="The partner's own reference for the job."
+    )
+    group_reference = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    started_at = MomentField(required=False, help_text="Defaults to now.")
+
+
+class AssignmentResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    partner = serializers.CharField(source="partner.slug")
+    partner_reference = serializers.CharField()
+    group_reference = serializers.CharField()
+    started_at = serializers.DateTimeField()

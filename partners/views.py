@@ -19,18 +19,21 @@ from hub.errors import Conflict, PayloadTooLarge, Unprocessable
 from hub.schema import errors
 from partners import services
 from partners.adapters import get_adapter
-from partners.adapters.base import InboundRequest, VerificationError
+from partners.adapters.base import InboundRequest, PartnerError, VerificationError
 from partners.adapters.native import CSV_COLUMNS, REFUSED_LINES_HEADER, read_csv_rows
 from partners.authentication import IsPartner, PartnerKeyAuthentication, PartnerRateThrottle
 from partners.models import InboundMessage, Partner
 from partners.serializers import (
     AcceptedSerializer,
+    AssignmentResultSerializer,
+    AssignmentSerializer,
     HandOffResultSerializer,
     HandOffSerializer,
     NativeBatchSerializer,
     NativeEventSerializer,
     UploadReportSerializer,
 )
+from tracking.views import get_shipment
 
 REJECTED = InboundMessage.State.REJECTED
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -228,7 +231,7 @@ class UploadView(PartnerAPIView):
         body = uploaded_csv(request, read_body(request, partner, channel))
         try:
             rows = read_csv_rows(body)
-        except services.PartnerError as exc:
+        except PartnerError as exc:
             self.reject(partner, channel, body, exc)
             raise exceptions.ValidationError({"file": [exc.message]}) from None
         report = services.check_upload_rows(partner, rows)
@@ -321,3 +324,19 @@ class VendorWebhookView(APIView):
             partner, channel=InboundMessage.Channel.WEBHOOK, body=inbound.body, headers=dict(inbound.headers)
         )
         return Response({"accepted": 1, "message_id": message.pk})
+
+
+class AssignmentView(APIView):
+    @extend_schema(
+        operation_id="shipments_assign",
+        tags=["shipments"],
+        summary="Give the shipment to a partner under the partner's reference",
+        request=AssignmentSerializer,
+        responses={201: AssignmentResultSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, reference: str) -> Response:
+        shipment = get_shipment(reference)
+        serializer = AssignmentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        custody = services.assign_shipment(shipment, **serializer.validated_data)
+        return Response(AssignmentResultSerializer(custody).data, status=status.HTTP_201_CREATED)

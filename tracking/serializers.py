@@ -4,7 +4,6 @@ from typing import Any
 
 from rest_framework import serializers
 
-from partners.models import Partner
 from tracking.models import Shipment, TrackingEvent
 from tracking.statuses import Reason, Status
 
@@ -105,23 +104,6 @@ class ShipmentDetailSerializer(ShipmentSerializer):
     class Meta(ShipmentSerializer.Meta):
         fields = [*ShipmentSerializer.Meta.fields, "proof", "custody_chain"]
         read_only_fields = fields
-
-
-class AssignmentSerializer(serializers.Serializer):
-    partner = serializers.SlugRelatedField(slug_field="slug", queryset=Partner.objects.filter(is_active=True))
-    partner_reference = serializers.CharField(
-        max_length=128, help_text="The partner's own reference for the job."
-    )
-    group_reference = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
-    started_at = MomentField(required=False, help_text="Defaults to now.")
-
-
-class AssignmentResultSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    partner = serializers.CharField(source="partner.slug")
-    partner_reference = serializers.CharField()
-    group_reference = serializers.CharField()
-    started_at = serializers.DateTimeField()
 
 
 class LocationSerializer(serializers.Serializer):

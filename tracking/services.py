@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from tracking import timeline
@@ -204,3 +205,41 @@ def public_tracking(shipment: Shipment) -> dict[str, Any]:
         "last_update": shipment.last_event_at,
         "steps": steps,
     }
+
+
+def custody_chain(
+    shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None
+) -> list[dict[str, object]]:
+    """Who held the shipment, from when to when, and when each was last heard from.
+
+    Pass the shipment's `events` when they are loaded anyway, to save the query for "last heard".
+    """
+    links = list(shipment.custody.select_related("partner").order_by("started_at", "id"))
+    last_heard: dict[int | None, datetime] = {}
+    if events is None:
+        last_heard = dict(
+            shipment.events.exclude(partner=None)
+            .values("partner")
+            .annotate(last=Max("received_at"))
+            .values_list("partner", "last")
+        )
+    else:
+        for event in events:
+            seen = last_heard.get(event.partner_id)
+            if event.partner_id is not None and (seen is None or event.received_at > seen):
+                last_heard[event.partner_id] = event.received_at
+    return [
+        {
+            "id": link.pk,
+            "partner": link.partner.slug,
+            "partner_name": link.partner.name,
+            "partner_kind": link.partner.kind,
+            "partner_reference": link.partner_reference,
+            "handed_off_by": link.handed_off_by_id,
+            "started_at": link.started_at,
+            "ended_at": link.ended_at,
+            "is_current": link.ended_at is None,
+            "last_heard_at": last_heard.get(link.partner_id),
+        }
+        for link in links
+    ]

@@ -15,13 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.schema import errors
-from partners import services as partner_services
 from tracking import services
 from tracking.filters import ShipmentFilter
 from tracking.models import Shipment, TrackingEvent
 from tracking.serializers import (
-    AssignmentResultSerializer,
-    AssignmentSerializer,
     PublicTrackingSerializer,
     ShipmentCreatedSerializer,
     ShipmentCreateSerializer,
@@ -78,7 +75,7 @@ class ShipmentDetailView(APIView):
     )
     def get(self, request: Request, reference: str) -> Response:
         shipment = get_shipment(reference)
-        chain = partner_services.custody_chain(shipment)
+        chain = services.custody_chain(shipment)
         shipment.custody_chain = chain  # type: ignore[attr-defined]
         shipment.flags = services.flags_at(shipment, chain)
         return Response(ShipmentDetailSerializer(shipment).data)
@@ -94,7 +91,7 @@ class ShipmentTimelineView(APIView):
     def get(self, request: Request, reference: str) -> Response:
         shipment = get_shipment(reference)
         entries = list(TrackingEvent.objects.filter(shipment=shipment).with_sources())
-        chain = partner_services.custody_chain(shipment, events=entries)
+        chain = services.custody_chain(shipment, events=entries)
         data = {
             "reference": shipment.reference,
             "status": shipment.status,
@@ -104,22 +101,6 @@ class ShipmentTimelineView(APIView):
             "entries": entries,
         }
         return Response(TimelineSerializer(data).data)
-
-
-class AssignmentView(APIView):
-    @extend_schema(
-        operation_id="shipments_assign",
-        tags=["shipments"],
-        summary="Give the shipment to a partner under the partner's reference",
-        request=AssignmentSerializer,
-        responses={201: AssignmentResultSerializer, **errors(400, 401, 403, 404)},
-    )
-    def post(self, request: Request, reference: str) -> Response:
-        shipment = get_shipment(reference)
-        serializer = AssignmentSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        custody = partner_services.assign_shipment(shipment, **serializer.validated_data)
-        return Response(AssignmentResultSerializer(custody).data, status=status.HTTP_201_CREATED)
 
 
 class PublicTrackingView(APIView):

@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from tracking.demo import seed_day
+from hub.demo import seed_day
 
 
 class Command(BaseCommand):

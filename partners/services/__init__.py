@@ -1,0 +1,61 @@
+"""Partner services, one module per concern; the public names are re-exported here.
+
+- `inbound`: store what a partner sent, process it in the worker, replay and sweep.
+- `matching`: match events to shipments through custody and record them.
+- `custody`: assign a shipment, hand it on.
+- `polling`: pull partners.
+- `idempotency`: the native API's `Idempotency-Key`.
+- `uploads`: CSV row checks.
+"""
+
+from partners.services.custody import HandOffError, assign_shipment, hand_off
+from partners.services.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_idempotent
+from partners.services.inbound import (
+    adapter_for,
+    enqueue_processing,
+    finish_message,
+    process_inbound,
+    record_inbound,
+    replay_messages,
+    sweep_unprocessed,
+)
+from partners.services.matching import (
+    Matched,
+    NotHeld,
+    check_custody,
+    dedupe_key,
+    event_row,
+    find_custodies,
+    match_events,
+    record_events,
+)
+from partners.services.polling import poll_custody, poll_pull_partners
+from partners.services.uploads import UPLOAD_FIELDS, check_upload_rows
+
+__all__ = [
+    "UPLOAD_FIELDS",
+    "HandOffError",
+    "IdempotencyInProgress",
+    "IdempotencyMismatch",
+    "Matched",
+    "NotHeld",
+    "adapter_for",
+    "assign_shipment",
+    "check_custody",
+    "check_upload_rows",
+    "dedupe_key",
+    "enqueue_processing",
+    "event_row",
+    "find_custodies",
+    "finish_message",
+    "hand_off",
+    "match_events",
+    "poll_custody",
+    "poll_pull_partners",
+    "process_inbound",
+    "record_events",
+    "record_inbound",
+    "replay_messages",
+    "run_idempotent",
+    "sweep_unprocessed",
+]
