@@ -183,6 +183,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "partners.tasks.sweep_unprocessed_messages",
         "schedule": timedelta(seconds=envint("BATON_SWEEP_SECONDS", 60)),
     },
+    "sweep-outbox": {
+        "task": "tracking.tasks.sweep_outbox",
+        "schedule": timedelta(seconds=envint("BATON_OUTBOX_SWEEP_SECONDS", 30)),
+    },
     "poll-pull-partners": {
         "task": "partners.tasks.poll_partners",
         "schedule": timedelta(seconds=envint("BATON_POLL_SECONDS", 300)),
@@ -191,9 +195,14 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Baton -------------------------------------------------------------------------------------
 BATON = {
+    # Outbound messages are retried with backoff until they are this old, then marked failed.
+    "OUTBOX_GIVE_UP_SECONDS": envint("BATON_OUTBOX_GIVE_UP_SECONDS", 3 * 24 * 3600),
+    # Development and tests only: let webhooks and callbacks reach private and loopback addresses.
+    "ALLOW_PRIVATE_URLS": envbool("BATON_ALLOW_PRIVATE_URLS", "False"),
     "MAX_BODY_BYTES": envint("BATON_MAX_BODY_BYTES", 1024 * 1024),
     "MAX_BATCH_EVENTS": envint("BATON_MAX_BATCH_EVENTS", 500),
     "TRACKING_TOKEN_DAYS": envint("BATON_TRACKING_TOKEN_DAYS", 60),
+    "CASE_SLA_HOURS": envint("BATON_CASE_SLA_HOURS", 24),
     "SWEEP_AFTER_SECONDS": envint("BATON_SWEEP_AFTER_SECONDS", 120),
     "DELIVERED_MAX_DISTANCE_M": envint("BATON_DELIVERED_MAX_DISTANCE_M", 1000),
     "CLOCK_SKEW_TOLERANCE_SECONDS": envint("BATON_CLOCK_SKEW_TOLERANCE_SECONDS", 300),
@@ -201,3 +210,18 @@ BATON = {
     "SILENCE_THRESHOLD_SECONDS": envint("BATON_SILENCE_THRESHOLD_SECONDS", 7200),
     "PARTNER_RATE_LIMIT_PER_MINUTE": envint("BATON_PARTNER_RATE_LIMIT_PER_MINUTE", 60000),
 }
+
+# --- Outbound e-mail and SMS ----------------------------------------------------------------------
+# Any Django e-mail backend: SMTP (EMAIL_HOST, ...), or a provider's through django-anymail.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Baton <tracking@localhost>")
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "tracking.transports.ConsoleSmsProvider")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM = os.environ.get("TWILIO_FROM", "")

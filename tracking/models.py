@@ -82,6 +82,13 @@ class Shipment(models.Model):
     last_event_at = models.DateTimeField(null=True, blank=True)
     proof = models.JSONField(null=True, blank=True)
     flags = models.JSONField(default=list, blank=True)
+    # Written by the sweep (tracking.flags), never by reconciliation: flags that grow true with time.
+    alerts = models.JSONField(default=list, blank=True, help_text="Flags raised by the sweep.")
+    eta_earliest = models.DateTimeField(null=True, blank=True, help_text="ETA window start.")
+    eta_latest = models.DateTimeField(null=True, blank=True, help_text="ETA window end.")
+    eta_source = models.CharField(max_length=16, blank=True, help_text="partner or baton.")
+    late_risk = models.FloatField(null=True, blank=True, help_text="Probability of missing the window.")
+    late_risk_explanation = models.TextField(blank=True)
 
     tracking_token_hash = models.CharField(max_length=64, unique=True, editable=False)
     tracking_token_expires_at = models.DateTimeField()
@@ -131,6 +138,11 @@ class Shipment(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def all_flags(self) -> list[str]:
+        """Reconciliation's flags and the sweep's, once each: what every reader shows."""
+        return list(dict.fromkeys([*self.flags, *self.alerts]))
 
     @property
     def postcode_district(self) -> str:
@@ -211,3 +223,125 @@ class TrackingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.shipment_id} {self.kind} {self.status or ''} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class OutboundMessage(models.Model):
+    """Something Baton sends (customer e-mail or SMS, partner chase, merchant webhook, driver link).
+
+    The outbox: stored in the same transaction as the change that caused it, sent by a task through
+    the transport named in `transport`, retried with backoff, every attempt logged, replayable.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        RETRYING = "retrying", "Failed, will retry"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed for good"
+        CANCELLED = "cancelled", "Cancelled"
+
+    transport = models.CharField(
+        max_length=32, help_text="Registered transport that sends it: email, sms, partner_callback, ..."
+    )
+    purpose = models.CharField(
+        max_length=64, help_text="What it is for, e.g. customer.out_for_delivery, partner.chase."
+    )
+    shipment = models.ForeignKey(
+        Shipment, null=True, blank=True, on_delete=models.CASCADE, related_name="outbound_messages"
+    )
+    recipient = models.CharField(
+        max_length=500, help_text="E-mail address, phone number, URL or partner slug."
+    )
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    payload = models.JSONField(
+        default=dict, blank=True, help_text="Structured content for machine receivers."
+    )
+    dedupe_key = models.CharField(
+        max_length=200, null=True, blank=True, unique=True, help_text="One message per key, ever."
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    external_id = models.CharField(max_length=200, blank=True, help_text="The provider's id for it.")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="outbound_due")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} via {self.transport} to {self.recipient} ({self.state})"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.state in (self.State.SENT, self.State.FAILED, self.State.CANCELLED)
+
+
+class DeliveryAttempt(models.Model):
+    """One try at sending an outbound message, kept for agents and operations."""
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="delivery_attempts")
+    attempted_at = models.DateTimeField()
+    succeeded = models.BooleanField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["attempted_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} @ {self.attempted_at:%H:%M:%S} {'ok' if self.succeeded else 'failed'}"
+
+
+class Activity(models.Model):
+    """Baton's own entry on a shipment's timeline: what a rule, an agent, the customer or a driver did.
+
+    Partner facts are `TrackingEvent`s; everything Baton or its users did about the shipment (a chase,
+    a customer message, an instruction, a case opened) is an Activity, shown beside them.
+    """
+
+    class Actor(models.TextChoices):
+        RULE = "rule", "Baton rule"
+        AGENT = "agent", "Agent"
+        CUSTOMER = "customer", "Customer"
+        DRIVER = "driver", "Driver"
+        SYSTEM = "system", "Baton"
+
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="activities")
+    occurred_at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=16, choices=Actor.choices)
+    actor_label = models.CharField(max_length=200, blank=True, help_text="Rule name, agent username, ...")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(
+        max_length=40,
+        help_text="chase, customer_message, notification, instruction, reschedule, cancel_request, "
+        "case_opened, case_note, case_resolved, escalation, link_sent, reassigned, replay, ...",
+    )
+    channel = models.CharField(max_length=32, blank=True, help_text="How it went out, if it did.")
+    summary = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    outbound = models.ForeignKey(
+        OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+    case = models.ForeignKey(
+        "contactcentre.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        verbose_name_plural = "activities"
+        indexes = [models.Index(fields=["shipment", "occurred_at"], name="activity_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.shipment_id} {self.kind} by {self.actor_label or self.actor}"
+
+    @property
+    def outcome(self) -> str:
+        """The outbound message's state when something was sent, else "done"."""
+        return self.outbound.state if self.outbound_id and self.outbound else "done"

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from tracking import timeline
-from tracking.models import Shipment, TrackingEvent, hash_token
+from tracking import changes, timeline
+from tracking.models import Activity, OutboundMessage, Shipment, TrackingEvent, hash_token
 from tracking.statuses import EventKind, Reason, Status
 
 
@@ -92,6 +92,7 @@ def reconcile_shipment(shipment: Shipment) -> Shipment:
 
     Work is proportional to this shipment's events: it never scans other shipments.
     """
+    before = changes.Snapshot.of(shipment)
     result, events = build_shipment_timeline(shipment)
     by_id = {e.pk: e for e in events}
     changed: list[TrackingEvent] = []
@@ -122,6 +123,7 @@ def reconcile_shipment(shipment: Shipment) -> Shipment:
     shipment.proof = dict(result.proof) if result.proof else None
     shipment.flags = list(result.flags)
     shipment.save(update_fields=[*Shipment.RECONCILED_FIELDS, "updated_at"])
+    changes.publish(shipment, before)
     return shipment
 
 
@@ -243,3 +245,31 @@ def custody_chain(
         }
         for link in links
     ]
+
+
+def record_activity(
+    shipment: Shipment,
+    *,
+    kind: str,
+    actor: str,
+    summary: str,
+    actor_label: str = "",
+    user: Any = None,
+    channel: str = "",
+    outbound: OutboundMessage | None = None,
+    case: Any = None,
+    details: Mapping[str, Any] | None = None,
+) -> Activity:
+    """Put Baton's own entry on the shipment's timeline (a chase, a message, an instruction, a case)."""
+    return Activity.objects.create(
+        shipment=shipment,
+        kind=kind,
+        actor=actor,
+        actor_label=actor_label,
+        user=user,
+        channel=channel or (outbound.transport if outbound else ""),
+        summary=summary,
+        outbound=outbound,
+        case=case,
+        details=dict(details or {}),
+    )

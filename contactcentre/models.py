@@ -1,0 +1,134 @@
+"""Cases: one agent owns a customer's problem about a shipment from first contact to closure."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Case(models.Model):
+    class Channel(models.TextChoices):
+        PHONE = "phone", "Phone"
+        EMAIL = "email", "E-mail"
+        CHAT = "chat", "Chat"
+        SOCIAL = "social", "Social media"
+        WEB = "web", "Customer tracking page"
+        PROACTIVE = "proactive", "Proactive (Baton rule)"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        WAITING_ON_PARTNER = "waiting_on_partner", "Waiting on partner"
+        WAITING_ON_CUSTOMER = "waiting_on_customer", "Waiting on customer"
+        RESOLVED = "resolved", "Resolved"
+
+    class Reason(models.TextChoices):
+        WHERE_IS_MY_ORDER = "where_is_my_order", "Where is my order"
+        LATE = "late", "Running late"
+        FAILED_ATTEMPT = "failed_attempt", "Failed delivery attempt"
+        DAMAGED = "damaged", "Damaged goods"
+        NOT_RECEIVED = "not_received", "Marked delivered, not received"
+        INSTRUCTIONS = "instructions", "Delivery instructions"
+        RESCHEDULE = "reschedule", "Reschedule"
+        CANCEL = "cancel", "Cancellation"
+        COMPLAINT = "complaint", "Complaint"
+        OTHER = "other", "Other"
+
+    class Resolution(models.TextChoices):
+        INFORMED = "informed", "Customer informed"
+        DELIVERED = "delivered", "Delivered"
+        REDELIVERY_BOOKED = "redelivery_booked", "Redelivery booked"
+        PARTNER_FIXED = "partner_fixed", "Partner put it right"
+        REFUND_OR_REPLACEMENT = "refund_or_replacement", "Refund or replacement"
+        CANCELLED = "cancelled", "Cancelled"
+        NO_ACTION_NEEDED = "no_action_needed", "No action needed"
+
+    shipment = models.ForeignKey(
+        "tracking.Shipment", null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.OPEN, db_index=True)
+    summary = models.CharField(max_length=300, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases"
+    )
+    escalated = models.BooleanField(default=False, help_text="In the supervisors' queue.")
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_by_rule = models.CharField(
+        max_length=100, blank=True, help_text="The rule that opened it, if one."
+    )
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_detail = models.CharField(max_length=200, blank=True, help_text="Phone or e-mail of the contact.")
+    sla_due_at = models.DateTimeField(db_index=True)
+    resolution = models.CharField(max_length=32, choices=Resolution.choices, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sla_due_at", "id"]
+        permissions = [
+            ("use_console", "Can use the agent console"),
+            ("supervise", "Can supervise cases and agents"),
+            ("operate", "Can run operations (reassign, replay, scorecards, exports)"),
+        ]
+        indexes = [models.Index(fields=["status", "owner"], name="case_queue")]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != self.Status.RESOLVED
+
+    def is_past_sla(self, now: Any = None) -> bool:
+        return self.is_open and self.sla_due_at < (now or timezone.now())
+
+    @staticmethod
+    def default_sla_due(opened_at: Any = None) -> Any:
+        return (opened_at or timezone.now()) + timedelta(hours=settings.BATON["CASE_SLA_HOURS"])
+
+
+class CaseNote(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    body = models.TextField()
+    visible_to_customer = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Note on case {self.case_id}"
+
+
+class CaseEvent(models.Model):
+    """The case's audit history: who did what, when. Written once, never edited."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="history")
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200, help_text="Username, rule name or 'customer'.")
+    action = models.CharField(
+        max_length=40,
+        help_text="opened, assigned, note, status, escalated, handed_over, resolved, reopened, action",
+    )
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.action} by {self.actor_label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValueError("a case's history cannot be edited")
+        super().save(*args, **kwargs)
