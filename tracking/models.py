@@ -4,7 +4,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -161,6 +161,20 @@ class Shipment(models.Model):
 class TrackingEventQuerySet(models.QuerySet["TrackingEvent"]):
     def timeline_order(self) -> TrackingEventQuerySet:
         return self.order_by("sequence", "id")
+
+    def timeline_rows(self) -> models.QuerySet[TrackingEvent, dict[str, Any]]:
+        """In timeline order, as plain dicts with each entry's source and custodian (one query)."""
+        own_fields = [
+            f.attname for f in self.model._meta.concrete_fields if f.name not in {"shipment", "dedupe_key"}
+        ]
+        related = [
+            "partner__slug",
+            "partner__name",
+            "message__channel",
+            "custody__partner_reference",
+            "custody__partner__slug",
+        ]
+        return self.timeline_order().values(*own_fields, *related)
 
     def with_sources(self) -> TrackingEventQuerySet:
         """In timeline order, with what agents see of each entry's source and custodian (one query)."""

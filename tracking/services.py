@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -209,27 +209,39 @@ def public_tracking(shipment: Shipment) -> dict[str, Any]:
     }
 
 
+def last_heard_by_partner(rows: Iterable[Mapping[str, Any]]) -> dict[int, datetime]:
+    """Each partner's latest report (received_at) among a shipment's event rows (dicts)."""
+    last_heard: dict[int, datetime] = {}
+    for row in rows:
+        partner_id, received_at = row["partner_id"], row["received_at"]
+        if partner_id is not None and (partner_id not in last_heard or received_at > last_heard[partner_id]):
+            last_heard[partner_id] = received_at
+    return last_heard
+
+
 def custody_chain(
-    shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None
+    shipment: Shipment,
+    *,
+    events: Sequence[TrackingEvent] | None = None,
+    last_heard: Mapping[int, datetime] | None = None,
 ) -> list[dict[str, object]]:
     """Who held the shipment, from when to when, and when each was last heard from.
 
-    Pass the shipment's `events` when they are loaded anyway, to save the query for "last heard".
+    Pass the shipment's `events` (or `last_heard_by_partner` of its rows) when they are loaded
+    anyway, to save the query for "last heard".
     """
     links = list(shipment.custody.select_related("partner").order_by("started_at", "id"))
-    last_heard: dict[int | None, datetime] = {}
-    if events is None:
+    if last_heard is None and events is not None:
+        last_heard = last_heard_by_partner(
+            {"partner_id": e.partner_id, "received_at": e.received_at} for e in events
+        )
+    if last_heard is None:
         last_heard = dict(
             shipment.events.exclude(partner=None)
             .values("partner")
             .annotate(last=Max("received_at"))
             .values_list("partner", "last")
         )
-    else:
-        for event in events:
-            seen = last_heard.get(event.partner_id)
-            if event.partner_id is not None and (seen is None or event.received_at > seen):
-                last_heard[event.partner_id] = event.received_at
     return [
         {
             "id": link.pk,

@@ -25,6 +25,7 @@ from tracking.serializers import (
     ShipmentDetailSerializer,
     ShipmentSerializer,
     TimelineSerializer,
+    timeline_document,
 )
 
 
@@ -90,17 +91,10 @@ class ShipmentTimelineView(APIView):
     )
     def get(self, request: Request, reference: str) -> Response:
         shipment = get_shipment(reference)
-        entries = list(TrackingEvent.objects.filter(shipment=shipment).with_sources())
-        chain = services.custody_chain(shipment, events=entries)
-        data = {
-            "reference": shipment.reference,
-            "status": shipment.status,
-            "reason": shipment.reason,
-            "flags": services.flags_at(shipment, chain),
-            "custody_chain": chain,
-            "entries": entries,
-        }
-        return Response(TimelineSerializer(data).data)
+        rows = list(TrackingEvent.objects.filter(shipment=shipment).timeline_rows())
+        chain = services.custody_chain(shipment, last_heard=services.last_heard_by_partner(rows))
+        flags = services.flags_at(shipment, chain)
+        return Response(timeline_document(shipment, flags=flags, chain=chain, rows=rows))
 
 
 class PublicTrackingView(APIView):
