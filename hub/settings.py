@@ -113,6 +113,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded proof of delivery (driver link photos and signatures), through Django's storage API:
+# local files by default, any storage backend (S3, GCS, ...) through STORAGES in production.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+MEDIA_URL = "/media/"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -203,6 +207,10 @@ BATON = {
     "MAX_BATCH_EVENTS": envint("BATON_MAX_BATCH_EVENTS", 500),
     "TRACKING_TOKEN_DAYS": envint("BATON_TRACKING_TOKEN_DAYS", 60),
     "CASE_SLA_HOURS": envint("BATON_CASE_SLA_HOURS", 24),
+    "DRIVER_LINK_MAX_DAYS": envint("BATON_DRIVER_LINK_MAX_DAYS", 7),
+    "PROOF_LINK_SECONDS": envint("BATON_PROOF_LINK_SECONDS", 3600),
+    "DRIVER_LINK_GRACE_HOURS": envint("BATON_DRIVER_LINK_GRACE_HOURS", 12),
+    "DRIVER_LINK_TAPS_PER_MINUTE": envint("BATON_DRIVER_LINK_TAPS_PER_MINUTE", 30),
     "SWEEP_AFTER_SECONDS": envint("BATON_SWEEP_AFTER_SECONDS", 120),
     "DELIVERED_MAX_DISTANCE_M": envint("BATON_DELIVERED_MAX_DISTANCE_M", 1000),
     "CLOCK_SKEW_TOLERANCE_SECONDS": envint("BATON_CLOCK_SKEW_TOLERANCE_SECONDS", 300),

@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from partners import driver_views
 from partners import views as partner_views
 from tracking import views as tracking_views
 
@@ -37,6 +38,10 @@ urlpatterns = [
     path("api/partner/v1/", include(partner_v1)),
     path("api/public/v1/track/<str:token>", tracking_views.PublicTrackingView.as_view(), name="public-track"),
     path("t/<str:token>", tracking_views.tracking_page, name="tracking-page"),
+    path("proof/<str:signed>", tracking_views.proof_file, name="proof-file"),
+    path("d/<str:token>", driver_views.driver_page, name="driver-page"),
+    path("d/<str:token>/jobs/<int:custody_id>/report", driver_views.driver_report, name="driver-report"),
+    path("d/<str:token>/jobs/<int:custody_id>/hand-on", driver_views.driver_hand_on, name="driver-hand-on"),
     path(
         "webhooks/<slug:adapter>/<slug:slug>/",
         partner_views.VendorWebhookView.as_view(),

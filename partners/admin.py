@@ -3,7 +3,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from partners import services
-from partners.models import Custody, InboundMessage, Partner
+from partners.models import Custody, DriverLink, InboundMessage, Partner
+from partners.services import driver_links
 
 
 @admin.register(Partner)
@@ -12,6 +13,7 @@ class PartnerAdmin(admin.ModelAdmin):
     list_filter = ["kind", "adapter", "is_active"]
     search_fields = ["slug", "name"]
     readonly_fields = ["api_key_prefix", "created_at"]
+    filter_horizontal = ["driver_handoff_partners"]
     actions = ["rotate_api_key"]
 
     @admin.action(description="Issue a new API key (shown once)")
@@ -29,6 +31,82 @@ class CustodyAdmin(admin.ModelAdmin):
     search_fields = ["partner_reference", "shipment__reference"]
     raw_id_fields = ["shipment", "handed_off_by"]
     list_select_related = ["shipment", "partner"]
+    actions = ["send_driver_link", "send_route_link"]
+
+    @admin.action(description="Send a driver link for each selected job (to the partner's driver contact)")
+    def send_driver_link(self, request: HttpRequest, queryset: QuerySet[Custody]) -> None:
+        sent = [
+            c
+            for c in queryset.filter(ended_at__isnull=True).select_related("partner")
+            if driver_links.send_driver_link(c, reason="sent by operations")
+        ]
+        missing = queryset.count() - len(sent)
+        self.message_user(request, f"Sent {len(sent)} driver link(s).")
+        if missing:
+            self.message_user(
+                request,
+                f"{missing} job(s) skipped: closed, or the partner has no driver contact.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Send one driver link for the route of the selected jobs")
+    def send_route_link(self, request: HttpRequest, queryset: QuerySet[Custody]) -> None:
+        routes = {
+            (c.partner, c.group_reference)
+            for c in queryset.filter(ended_at__isnull=True).select_related("partner")
+            if c.group_reference
+        }
+        for partner, route in routes:
+            if partner.driver_contact:
+                driver_links.issue_driver_link(
+                    partner,
+                    group_reference=route,
+                    contact=partner.driver_contact,
+                    reason="sent by operations",
+                )
+        self.message_user(request, f"Sent {len(routes)} route link(s); jobs with no route were skipped.")
+
+
+@admin.register(DriverLink)
+class DriverLinkAdmin(admin.ModelAdmin):
+    list_display = [
+        "partner",
+        "custody",
+        "group_reference",
+        "sent_to",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    list_filter = ["partner", "revoked_at"]
+    search_fields = [
+        "partner__slug",
+        "custody__partner_reference",
+        "custody__shipment__reference",
+        "group_reference",
+    ]
+    readonly_fields = [
+        "partner",
+        "custody",
+        "group_reference",
+        "sent_to",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return (
+            False  # links are made by assignment, hand-off or the Custody actions (the token is shown once)
+        )
+
+    @admin.action(description="Revoke the selected driver links now")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[DriverLink]) -> None:
+        count = driver_links.revoke_driver_links(queryset)
+        self.message_user(request, f"Revoked {count} driver link(s).")
 
 
 @admin.register(InboundMessage)

@@ -42,6 +42,20 @@ class Partner(models.Model):
     )
     config = models.JSONField(default=dict, blank=True, help_text="Pull API settings (api_key, base_url).")
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    sends_driver_links = models.BooleanField(
+        default=False,
+        help_text="Send this partner a driver link for every job it is given (no system needed).",
+    )
+    driver_contact = models.CharField(
+        max_length=254, blank=True, help_text="Phone number or e-mail address driver links are sent to."
+    )
+    driver_handoff_partners = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="+",
+        help_text="Partners this partner's drivers may hand a job on to from the driver link.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -140,6 +154,7 @@ class InboundMessage(models.Model):
         UPLOAD = "upload", "CSV upload"
         POLL = "poll", "Polled"
         HANDOFF = "handoff", "Hand-off"
+        DRIVER_LINK = "driver_link", "Driver link"
 
     class State(models.TextChoices):
         RECEIVED = "received", "Received, waiting to be processed"
@@ -186,3 +201,44 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner_id}:{self.key}"
+
+
+class DriverLinkQuerySet(models.QuerySet["DriverLink"]):
+    def usable(self, now: datetime) -> DriverLinkQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+
+
+class DriverLink(models.Model):
+    """A signed, expiring link that lets a contractor with no system report on the jobs it holds.
+
+    One link per custody (one job), or per route: the partner's open jobs with the same
+    `group_reference`. Only the token's hash is stored; the link is shown once, when it is sent.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="driver_links")
+    custody = models.ForeignKey(
+        Custody, null=True, blank=True, on_delete=models.CASCADE, related_name="driver_links"
+    )
+    group_reference = models.CharField(max_length=128, blank=True, help_text="The route, for a route link.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    sent_to = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        help_text="Hard limit; the link also ends a grace period after its jobs."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DriverLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(custody__isnull=False) | ~Q(group_reference=""), name="driverlink_job_or_route"
+            )
+        ]
+
+    def __str__(self) -> str:
+        target = f"job {self.custody_id}" if self.custody_id else f"route {self.group_reference}"
+        return f"Driver link for {self.partner} ({target})"

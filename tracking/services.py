@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -285,3 +286,20 @@ def record_activity(
         case=case,
         details=dict(details or {}),
     )
+
+
+PROOF_SALT = "baton.proof-file"
+
+
+def proof_file_url(path: str) -> str:
+    """A link to a stored proof-of-delivery file that works for a limited time (PROOF_LINK_SECONDS)."""
+    return f"/proof/{signing.dumps(path, salt=PROOF_SALT, compress=True)}"
+
+
+def proof_file_path(signed: str) -> str | None:
+    """The storage path behind a proof link, or None when it was tampered with or has expired."""
+    try:
+        path = signing.loads(signed, salt=PROOF_SALT, max_age=settings.BATON["PROOF_LINK_SECONDS"])
+    except signing.BadSignature:
+        return None
+    return path if isinstance(path, str) else None

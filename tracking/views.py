@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -124,4 +125,16 @@ def tracking_page(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "tracking/not_found.html", status=404)
     response = render(request, "tracking/track.html", {"view": services.public_tracking(shipment)})
     response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@never_cache
+def proof_file(request: HttpRequest, signed: str) -> FileResponse:
+    """A proof-of-delivery photo or signature, for whoever holds a signed, time-limited link to it."""
+    path = services.proof_file_path(signed)
+    if path is None or not default_storage.exists(path):
+        raise Http404("no such proof file, or the link has expired")
+    response = FileResponse(default_storage.open(path, "rb"), content_type="image/jpeg")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
     return response

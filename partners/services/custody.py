@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from partners.adapters.base import NormalizedEvent
 from partners.models import Custody, InboundMessage, Partner
+from partners.services.driver_links import start_driver_link
 from partners.services.inbound import replay_messages
 from partners.services.matching import NotHeld, event_row, find_custodies
 from tracking.models import EventKind, Shipment, TrackingEvent
@@ -46,6 +47,7 @@ def assign_shipment(
         )
         reconcile_shipment(locked)
         replay_messages(partner=partner, states=[InboundMessage.State.UNMATCHED])
+        start_driver_link(custody)
     return custody
 
 
@@ -106,4 +108,5 @@ def hand_off(
         TrackingEvent.objects.bulk_create([row], ignore_conflicts=True)
         reconcile_shipment(shipment)
         replay_messages(partner=to_partner, states=[InboundMessage.State.UNMATCHED])
+        start_driver_link(custody)
     return custody

@@ -65,8 +65,12 @@ def _send_to_broker(ids: list[int]) -> None:
 
 
 def adapter_for(message: InboundMessage) -> str:
-    """API calls and hand-offs speak Baton's format, uploads CSV, webhooks and polls the vendor's."""
-    by_channel = {InboundMessage.Channel.API: "native", InboundMessage.Channel.UPLOAD: "csv"}
+    """API calls, driver links and hand-offs speak Baton's format, uploads CSV, the rest the vendor's."""
+    by_channel = {
+        InboundMessage.Channel.API: "native",
+        InboundMessage.Channel.DRIVER_LINK: "native",
+        InboundMessage.Channel.UPLOAD: "csv",
+    }
     return by_channel.get(InboundMessage.Channel(message.channel), message.partner.adapter)
 
 
