@@ -72,7 +72,8 @@ def test_an_assignment_sends_the_contractor_a_link_by_sms_and_says_so_on_the_tim
     token = link_of(job)
     assert len(token) >= 43  # 256 bits, URL-safe
     link = DriverLink.objects.get()
-    assert link.token_hash != token and token not in link.token_hash
+    assert link.token_hash != token
+    assert token not in link.token_hash
     assert Activity.objects.filter(shipment=job.shipment, kind="link_sent", outbound=message).exists()
 
 
