@@ -8,6 +8,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from hub.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -54,6 +56,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes and scrapes first: they must answer whatever Host header a load balancer sends.
+    "hub.middleware.OperationsEndpointsMiddleware",
+    "hub.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,6 +92,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer fails a request (and /readyz) in seconds, not minutes.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = envint("DB_CONNECT_TIMEOUT", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the dev server and an eager worker share the file.
     DATABASES["default"]["OPTIONS"] = {
@@ -123,12 +131,19 @@ X_FRAME_OPTIONS = "DENY"
 if envbool("SECURE_COOKIES", "False"):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
-}
+# JSON lines in production, readable lines on a developer's console; never a secret or contact detail.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "console" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in {"json", "console"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or console.")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO").upper())
+
+# --- Operations: probes and metrics ----------------------------------------------------------------
+BATON_BUILD_ID = os.environ.get("BATON_BUILD_ID", "")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = envlist("METRICS_ALLOWED_NETWORKS")
+WORKER_METRICS_PORT = envint("BATON_WORKER_METRICS_PORT", 0)
+WORKER_METRICS_ADDR = os.environ.get("BATON_WORKER_METRICS_ADDR", "127.0.0.1")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

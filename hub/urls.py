@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hub import views as hub_views
 from partners import driver_views
 from partners import views as partner_views
 from tracking import views as tracking_views
@@ -49,4 +50,8 @@ urlpatterns = [
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Also answered by hub.middleware.OperationsEndpointsMiddleware before host validation.
+    path("healthz", hub_views.healthz, name="healthz"),
+    path("readyz", hub_views.readyz, name="readyz"),
+    path("metrics", hub_views.metrics, name="metrics"),
 ]

@@ -174,6 +174,11 @@ class InboundMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     events_recorded = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
+    request_id = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="X-Request-ID of the request that brought it (to follow in logs).",
+    )
 
     class Meta:
         ordering = ["-received_at"]

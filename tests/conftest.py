@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from hub.celery import app as celery_app
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+from tests.log_scan import log_scan  # noqa: F401  (scans every log line of the run for secrets)
 
 
 def pytest_collection_modifyitems(config, items):

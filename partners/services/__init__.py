@@ -6,8 +6,10 @@
 - `polling`: pull partners.
 - `idempotency`: the native API's `Idempotency-Key`.
 - `uploads`: CSV row checks.
+- `backlog`: how far behind ingest is (waiting messages, lag, what needs a replay); used as a module.
 """
 
+from partners.services import backlog
 from partners.services.custody import HandOffError, assign_shipment, hand_off
 from partners.services.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_idempotent
 from partners.services.inbound import (
@@ -41,6 +43,7 @@ __all__ = [
     "NotHeld",
     "adapter_for",
     "assign_shipment",
+    "backlog",
     "check_custody",
     "check_upload_rows",
     "dedupe_key",

@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from hub import metrics
+from hub.logs import current_request_id, log_context
 from partners.adapters import get_adapter
 from partners.adapters.base import PartnerError
 from partners.models import InboundMessage, Partner
@@ -40,7 +42,13 @@ def record_inbound(
         received_at=timezone.now(),
         state=state,
         error=error,
+        request_id=current_request_id(),
     )
+    labels = {"adapter": adapter_for(message), "channel": channel}
+    if state == InboundMessage.State.REJECTED:
+        metrics.MESSAGES_REJECTED.labels(**labels).inc()
+    else:
+        metrics.MESSAGES_ACCEPTED.labels(**labels).inc()
     if enqueue and state == InboundMessage.State.RECEIVED:
         enqueue_processing([message.pk])
     return message
@@ -81,6 +89,12 @@ def process_inbound(message_id: int) -> str:
         return "missing"
     if message.state in (InboundMessage.State.PROCESSED, InboundMessage.State.REJECTED):
         return message.state
+    # The worker's log lines for this message carry the id of the request that brought it.
+    with log_context(request_id=message.request_id, message_id=message.pk):
+        return _apply_message(message)
+
+
+def _apply_message(message: InboundMessage) -> str:
     partner = message.partner
     InboundMessage.objects.filter(pk=message.pk).update(attempts=message.attempts + 1)
     try:
@@ -100,8 +114,24 @@ def process_inbound(message_id: int) -> str:
 
 
 def finish_message(message: InboundMessage, state: str, error: str, recorded: int = 0) -> str:
+    now = timezone.now()
     InboundMessage.objects.filter(pk=message.pk).update(
-        state=state, error=error, events_recorded=recorded, processed_at=timezone.now()
+        state=state, error=error, events_recorded=recorded, processed_at=now
+    )
+    lag = (now - message.received_at).total_seconds()
+    metrics.MESSAGES_FINISHED.labels(outcome=state, channel=message.channel).inc()
+    metrics.ACCEPTANCE_LAG.labels(outcome=state).observe(max(0.0, lag))
+    log.info(
+        "inbound message finished",
+        extra={
+            "message_id": message.pk,
+            "request_id": message.request_id,
+            "partner": message.partner.slug,
+            "channel": message.channel,
+            "state": state,
+            "events_recorded": recorded,
+            "lag_seconds": round(lag, 3),
+        },
     )
     return state
 
