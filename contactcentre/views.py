@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,6 +25,7 @@ from tracking.views import get_shipment
 
 # The operations page reads lag over this window (the "last hour").
 LAG_WINDOW = timedelta(hours=1)
+OPERATE = "contactcentre.operate"
 
 
 @staff_member_required
@@ -93,6 +95,7 @@ class ReplayForm(forms.Form):
 
 
 @staff_member_required
+@permission_required(OPERATE, raise_exception=True)
 def operations(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     since = now - LAG_WINDOW
@@ -125,6 +128,7 @@ def operations(request: HttpRequest) -> HttpResponse:
 
 
 @staff_member_required
+@permission_required(OPERATE, raise_exception=True)
 @require_POST
 def replay(request: HttpRequest) -> HttpResponse:
     form = ReplayForm(request.POST)

@@ -90,11 +90,13 @@ def live_database_url() -> str:
 class Worker:
     """A real `celery worker` process on the test database; `kill()` and `start()` for fault tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, env: dict[str, str] | None = None, log_path: str | None = None) -> None:
         # A queue of its own: a worker left over from another run on the same Redis cannot steal tasks.
         self.queue = f"baton-test-{uuid.uuid4().hex[:10]}"
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = open(os.path.join(settings.BASE_DIR, "var", "live-worker.log"), "ab")  # noqa: SIM115
+        self.env = env or {}
+        self.log_path = log_path or os.path.join(settings.BASE_DIR, "var", "live-worker.log")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
 
     def start(self) -> None:
         env = {
@@ -102,6 +104,7 @@ class Worker:
             "DATABASE_URL": live_database_url(),
             "BATON_SWEEP_SECONDS": "2",
             "CELERY_QUEUE": self.queue,
+            **self.env,
         }
         self.process = subprocess.Popen(
             [

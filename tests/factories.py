@@ -61,3 +61,16 @@ class CustodyFactory(factory.django.DjangoModelFactory):
     shipment = factory.SubFactory(ShipmentFactory)
     partner_reference = factory.Sequence(lambda n: f"JOB-{n}")
     started_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
+
+
+def give_role(user, role: str) -> None:
+    """Put `user` in the role's group, made as the roles migration makes it if a flush removed it."""
+    from django.contrib.auth.models import Group, Permission
+
+    from contactcentre.roles import ROLE_PERMISSIONS
+
+    group, _ = Group.objects.get_or_create(name=role)
+    for name in ROLE_PERMISSIONS[role]:
+        app_label, codename = name.split(".")
+        group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    user.groups.add(group)

@@ -17,7 +17,7 @@ from hub.logs import logging_config
 
 # What the factories and fixtures put in: UK mobiles, example.com addresses, Baton API keys.
 LEAK_PATTERNS = [
-    re.compile(r"\+?44 ?7\d{3} ?\d{6}|\b07\d{3} ?\d{6}\b"),
+    re.compile(r"(?<![\w.])(?:\+?44 ?7\d{3} ?\d{6}|07\d{3} ?\d{6})(?!\w|\.\d)"),
     re.compile(r"[A-Za-z0-9._%+-]+@example\.(?:com|org|net)"),
     re.compile(r"\bbt_[A-Za-z0-9_-]{20,}"),
 ]

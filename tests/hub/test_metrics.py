@@ -11,6 +11,7 @@ from partners.models import InboundMessage
 from tests.factories import PartnerFactory, ShipmentFactory
 from tests.hub.metrics_helpers import TOKEN, sample
 from tests.partners.samples import body_of, create_partner, post_webhook, samples
+from tracking.models import OutboundMessage
 
 pytestmark = pytest.mark.django_db
 
@@ -173,19 +174,24 @@ def test_flags_are_counted_by_type_on_open_shipments(scrape):
     assert sample(exposition, "baton_shipment_flags", flag="stale_custodian") == 1
 
 
-def test_outbox_collector_counts_rows_by_state_and_channel_once_the_model_exists(partner, monkeypatch):
-    # Any model with `state` and `channel` stands in for the outbox here.
-    monkeypatch.setattr(collectors.OutboundDeliveriesCollector, "model_label", ("partners", "InboundMessage"))
-    now = timezone.now()
-    for state in ("failed", "failed", "processed"):
-        InboundMessage.objects.create(
-            partner=partner, channel="webhook", body=b"", content_hash="z", received_at=now, state=state
+def test_outbound_deliveries_are_counted_by_transport_and_state(scrape):
+    for transport, state in [("email", "sent"), ("email", "sent"), ("sms", "failed"), ("sms", "retrying")]:
+        OutboundMessage.objects.create(
+            transport=transport, purpose="customer.test", recipient="r", state=state
         )
 
-    (family,) = collectors.OutboundDeliveriesCollector().collect()
+    exposition = scrape()
 
-    values = {(s.labels["channel"], s.labels["state"]): s.value for s in family.samples}
-    assert values == {("webhook", "failed"): 2, ("webhook", "processed"): 1}
+    name = "baton_outbound_messages"
+    assert sample(exposition, name, transport="email", state="sent") == 2
+    assert sample(exposition, name, transport="sms", state="failed") == 1
+    assert sample(exposition, name, transport="sms", state="retrying") == 1
+
+
+def test_outbox_collector_reports_nothing_without_an_outbox_model(monkeypatch):
+    monkeypatch.setattr(collectors.OutboundDeliveriesCollector, "model_label", ("tracking", "NoSuchModel"))
+
+    assert list(collectors.OutboundDeliveriesCollector().collect()) == []
 
 
 def test_scrape_cost_is_a_few_queries(scrape, django_assert_max_num_queries):
