@@ -6,13 +6,13 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0002_initial'),
+        ('partners', '0003_driver_links'),
     ]
 
     operations = [
         migrations.AddField(
             model_name='inboundmessage',
             name='request_id',
-            field=models.CharField(blank=True, help_text='X-Request-ID of the request that brought it, to follow it in logs.', max_length=128),
+            field=models.CharField(blank=True, help_text='X-Request-ID of the request that brought it (to follow in logs).', max_length=128),
         ),
     ]
