@@ -1,5 +1,6 @@
 """Baton's settings, read from the environment (see the README's table of variables)."""
 
+import ipaddress
 import os
 import sys
 from datetime import timedelta
@@ -141,9 +142,13 @@ LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO
 BATON_BUILD_ID = os.environ.get("BATON_BUILD_ID", "")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = envlist("METRICS_ALLOWED_NETWORKS")
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network") from _exc
 WORKER_METRICS_PORT = envint("BATON_WORKER_METRICS_PORT", 0)
 WORKER_METRICS_ADDR = os.environ.get("BATON_WORKER_METRICS_ADDR", "127.0.0.1")
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
