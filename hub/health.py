@@ -12,6 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.utils import ConnectionHandler
 
 REDIS_TIMEOUT_SECONDS = 2.0
+_migrated: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,14 @@ def database_problem(handler: ConnectionHandler | None = None, alias: str = DEFA
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
+    if alias in _migrated:
+        return ""
     executor = MigrationExecutor(connection)
     unapplied = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if unapplied:
         return f"{len(unapplied)} unapplied migration(s)"
+    # The migrations on disk do not change while the process runs: once all are applied, stop reading them.
+    _migrated.add(alias)
     return ""
 
 
