@@ -1,9 +1,13 @@
 """/metrics: guarded, per route, and moving with the work: accepted, processed, waiting, failed, flagged."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from hub import collectors
@@ -200,3 +204,27 @@ def test_scrape_cost_is_a_few_queries(scrape, django_assert_max_num_queries):
 
     with django_assert_max_num_queries(5):
         scrape()
+
+
+def test_in_multiprocess_mode_a_scrape_sums_the_files_of_every_process(tmp_path):
+    """gunicorn -w N: each process writes to PROMETHEUS_MULTIPROC_DIR; /metrics reads them all."""
+    script = (
+        "import django; django.setup(); from django.test import Client; from hub import collectors; "
+        "collectors.DATABASE_COLLECTORS = (); c = Client(); c.get('/console/'); "
+        f"print(c.get('/metrics', HTTP_AUTHORIZATION='Bearer {TOKEN}').content.decode())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    env |= {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "METRICS_TOKEN": TOKEN,
+        "DJANGO_SETTINGS_MODULE": "hub.settings",
+    }
+    run = [sys.executable, "-c", script]
+
+    first = subprocess.run(run, env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, check=True)
+    second = subprocess.run(run, env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, check=True)
+
+    labels = {"route": "contactcentre:console", "method": "GET", "status": "302"}
+    assert sample(first.stdout, "baton_http_requests_total", **labels) == 1
+    assert sample(second.stdout, "baton_http_requests_total", **labels) == 2  # both processes' requests
+    assert len(list(tmp_path.glob("*.db"))) >= 2
