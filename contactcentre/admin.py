@@ -1,6 +1,17 @@
+from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template import TemplateSyntaxError
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
-from contactcentre.models import Case, CaseEvent, CaseNote
+from contactcentre import notifications
+from contactcentre.models import Case, CaseEvent, CaseNote, MessageTemplate, Subscription
+from tracking import public
+from tracking.models import Shipment
 
 
 class CaseNoteInline(admin.TabularInline):
@@ -24,3 +35,84 @@ class CaseAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel", "reason", "escalated"]
     raw_id_fields = ["shipment", "owner", "opened_by"]
     inlines = [CaseNoteInline, CaseEventInline]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = [
+        "shipment",
+        "channel",
+        "address",
+        "source",
+        "created_at",
+        "last_notified_at",
+        "unsubscribed_at",
+    ]
+    list_filter = ["channel", "source"]
+    search_fields = ["shipment__reference", "address"]
+    raw_id_fields = ["shipment"]
+    readonly_fields = ["created_at", "last_notified_at"]
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    """Operations edit the words of each customer message and preview them with a sample shipment."""
+
+    list_display = ["purpose", "subject", "is_active", "updated_at", "preview_link"]
+    readonly_fields = ["preview_link", "variables"]
+    fields = ["purpose", "is_active", "subject", "email_body", "sms_body", "variables", "preview_link"]
+
+    def get_urls(self) -> list[URLPattern]:
+        preview = path(
+            "<int:pk>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="contactcentre_messagetemplate_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    @admin.display(description="Preview")
+    def preview_link(self, obj: MessageTemplate) -> str:
+        if obj.pk is None:
+            return "Save to preview."
+        url = reverse("admin:contactcentre_messagetemplate_preview", args=[obj.pk])
+        return format_html('<a href="{}">Preview with a sample shipment</a>', url)
+
+    @admin.display(description="Variables you can use")
+    def variables(self, obj: MessageTemplate) -> str:
+        names = ", ".join(f"{{{{ {name} }}}}" for name in sorted(notifications.sample_context()))
+        return f"{names}. Only what the customer's tracking page shows is available."
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        template = get_object_or_404(MessageTemplate, pk=pk)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        reference = request.GET.get("shipment", "").strip()
+        shipment = Shipment.objects.filter(reference=reference).first() if reference else None
+        if shipment is not None:
+            context = notifications.message_context(
+                public.public_tracking(shipment), link=f"{settings.SITE_URL}/t/s.preview-link"
+            )
+        else:
+            context = notifications.sample_context()
+        error = ""
+        try:
+            subject, email_body, sms_body = notifications.render_message(template, context)
+        except TemplateSyntaxError as exc:
+            subject = email_body = sms_body = ""
+            error = str(exc)
+        return TemplateResponse(
+            request,
+            "admin/contactcentre/messagetemplate/preview.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": template,
+                "title": f"Preview: {template}",
+                "subject": subject,
+                "email_body": email_body,
+                "sms_body": sms_body,
+                "error": error,
+                "shipment": shipment,
+                "reference": reference,
+            },
+        )

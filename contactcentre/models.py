@@ -132,3 +132,65 @@ class CaseEvent(models.Model):
         if self.pk is not None:
             raise ValueError("a case's history cannot be edited")
         super().save(*args, **kwargs)
+
+
+class Subscription(models.Model):
+    """A customer's consent to delivery updates on one channel, from the tracking page or the merchant."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        SMS = "sms", "SMS"
+
+    class Source(models.TextChoices):
+        PAGE = "page", "Tracking page"
+        MERCHANT = "merchant", "Merchant (consent at order)"
+
+    shipment = models.ForeignKey("tracking.Shipment", on_delete=models.CASCADE, related_name="subscriptions")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    address = models.CharField(max_length=254, help_text="E-mail address or phone number.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    time_zone = models.CharField(max_length=64, blank=True, help_text="For quiet hours; empty: TIME_ZONE.")
+    language = models.CharField(max_length=16, blank=True, help_text="The page's language when subscribing.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the latest message was due, for the minimum gap."
+    )
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["shipment", "channel", "address"], name="subscription_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} updates for {self.shipment_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.unsubscribed_at is None
+
+
+class MessageTemplate(models.Model):
+    """The words of one kind of customer message, editable by operations (Django template syntax)."""
+
+    class Purpose(models.TextChoices):
+        OUT_FOR_DELIVERY = "out_for_delivery", "Out for delivery"
+        ARRIVING = "arriving", "Arriving soon"
+        ATTEMPT_FAILED = "attempt_failed", "Delivery attempt failed"
+        RUNNING_LATE = "running_late", "Running late"
+        DELIVERED = "delivered", "Delivered"
+        AGENT_MESSAGE = "agent_message", "Message from an agent"
+
+    purpose = models.CharField(max_length=32, choices=Purpose.choices, unique=True)
+    subject = models.CharField(max_length=200, help_text="E-mail subject.")
+    email_body = models.TextField(help_text="Plain-text e-mail; the unsubscribe link is added below it.")
+    sms_body = models.CharField(max_length=480, help_text="Text message; the unsubscribe link is added.")
+    is_active = models.BooleanField(default=True, help_text="Off: this kind of message is not sent.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["purpose"]
+
+    def __str__(self) -> str:
+        return self.get_purpose_display()

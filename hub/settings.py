@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "hub.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -117,6 +118,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "/admin/login/"
 LANGUAGE_CODE = "en-gb"
+# The customer pages and messages speak these; LocaleMiddleware picks one from the browser.
+LANGUAGES = [("en-gb", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/London")
 USE_I18N = True
 USE_TZ = True
@@ -237,7 +241,31 @@ BATON = {
     "CONFLICT_WINDOW_SECONDS": envint("BATON_CONFLICT_WINDOW_SECONDS", 900),
     "SILENCE_THRESHOLD_SECONDS": envint("BATON_SILENCE_THRESHOLD_SECONDS", 7200),
     "PARTNER_RATE_LIMIT_PER_MINUTE": envint("BATON_PARTNER_RATE_LIMIT_PER_MINUTE", 60000),
+    # --- the customer's page, self-service and notifications ---
+    # The courier's position is shown (as a distance and a drawn map) only this close and this fresh.
+    "LIVE_POSITION_RADIUS_M": envint("BATON_LIVE_POSITION_RADIUS_M", 5000),
+    "LIVE_POSITION_MAX_AGE_SECONDS": envint("BATON_LIVE_POSITION_MAX_AGE_SECONDS", 1800),
+    # Customer form posts allowed per window, per tracking link and per IP address.
+    "CUSTOMER_RATE_LIMIT": envint("BATON_CUSTOMER_RATE_LIMIT", 10),
+    "CUSTOMER_RATE_LIMIT_IP": envint("BATON_CUSTOMER_RATE_LIMIT_IP", 30),
+    "CUSTOMER_RATE_WINDOW_SECONDS": envint("BATON_CUSTOMER_RATE_WINDOW_SECONDS", 600),
+    # Lookup by order reference + postcode: attempts per window per IP, and per order reference.
+    "LOOKUP_RATE_LIMIT_IP": envint("BATON_LOOKUP_RATE_LIMIT_IP", 10),
+    "LOOKUP_RATE_LIMIT_REFERENCE": envint("BATON_LOOKUP_RATE_LIMIT_REFERENCE", 5),
+    # How long the second factor (reference + postcode) unlocks proof of delivery on one browser.
+    "PROOF_UNLOCK_SECONDS": envint("BATON_PROOF_UNLOCK_SECONDS", 1800),
+    # Reschedule: when the merchant gave no options, offer morning/afternoon on this many days.
+    "RESCHEDULE_DAYS": envint("BATON_RESCHEDULE_DAYS", 5),
+    # Notifications: at least this long between two messages to one subscriber, and quiet hours
+    # (local time of the subscriber) during which messages wait until the end of the quiet period.
+    "NOTIFY_MIN_GAP_SECONDS": envint("BATON_NOTIFY_MIN_GAP_SECONDS", 600),
+    "QUIET_HOURS_START": envint("BATON_QUIET_HOURS_START", 21),
+    "QUIET_HOURS_END": envint("BATON_QUIET_HOURS_END", 8),
 }
+
+# The help contact shown on the customer's tracking page (and usable in message templates).
+HELP_EMAIL = os.environ.get("BATON_HELP_EMAIL", "")
+HELP_PHONE = os.environ.get("BATON_HELP_PHONE", "")
 
 # --- Outbound e-mail and SMS ----------------------------------------------------------------------
 # Any Django e-mail backend: SMTP (EMAIL_HOST, ...), or a provider's through django-anymail.

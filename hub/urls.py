@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from contactcentre import customer_views
 from hub import views as hub_views
 from partners import driver_views
 from partners import views as partner_views
@@ -43,6 +44,15 @@ urlpatterns = [
     path("d/<str:token>", driver_views.driver_page, name="driver-page"),
     path("d/<str:token>/jobs/<int:custody_id>/report", driver_views.driver_report, name="driver-report"),
     path("d/<str:token>/jobs/<int:custody_id>/hand-on", driver_views.driver_hand_on, name="driver-hand-on"),
+    path("t/<str:token>/proof", tracking_views.unlock_proof, name="tracking-proof"),
+    path("t/<str:token>/instructions", customer_views.instructions, name="customer-instructions"),
+    path("t/<str:token>/reschedule", customer_views.reschedule, name="customer-reschedule"),
+    path("t/<str:token>/cancel", customer_views.cancel, name="customer-cancel"),
+    path("t/<str:token>/subscribe", customer_views.subscribe, name="customer-subscribe"),
+    path("t/<str:token>/problem", customer_views.problem, name="customer-problem"),
+    path("track/", tracking_views.lookup_page, name="tracking-lookup"),
+    path("u/<str:signed>", customer_views.unsubscribe, name="customer-unsubscribe"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path(
         "webhooks/<slug:adapter>/<slug:slug>/",
         partner_views.VendorWebhookView.as_view(),

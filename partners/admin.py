@@ -14,6 +14,19 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     readonly_fields = ["api_key_prefix", "created_at"]
     filter_horizontal = ["driver_handoff_partners"]
+    fieldsets = [
+        (None, {"fields": ["slug", "name", "kind", "adapter", "is_active", "timezone"]}),
+        (
+            "Credentials",
+            {"fields": ["api_key_prefix", "webhook_secret", "previous_webhook_secret", "config"]},
+        ),
+        ("Reaching the partner", {"fields": ["callback_url", "callback_secret", "ops_email"]}),
+        (
+            "Driver links",
+            {"fields": ["sends_driver_links", "driver_contact", "driver_handoff_partners"]},
+        ),
+        ("Limits", {"fields": ["rate_limit_per_minute", "created_at"]}),
+    ]
     actions = ["rotate_api_key"]
 
     @admin.action(description="Issue a new API key (shown once)")

@@ -40,6 +40,7 @@ class PartnerHttpClient:
     def __init__(self, session: requests.Session | None = None) -> None:
         self.session = session or make_session()
         self.last_body: bytes = b""
+        self.last_status: int | None = None
 
     def get_json(self, url: str, *, headers: Mapping[str, str] | None = None) -> Any:
         try:
@@ -57,3 +58,30 @@ class PartnerHttpClient:
             return response.json()
         except ValueError as exc:
             raise PartnerError(f"GET {url} did not return JSON", permanent=True) from exc
+
+    def send_json(
+        self, method: str, url: str, *, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """One write to a vendor's API (never retried here: the outbox retries with backoff)."""
+        try:
+            response = self.session.request(
+                method,
+                url,
+                json=dict(body),
+                headers=dict(headers or {}),
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            )
+        except requests.RequestException as exc:
+            raise PartnerError(f"{method} {url} failed: {exc}") from exc
+        self.last_body = response.content
+        self.last_status = response.status_code
+        if response.status_code in (400, 401, 403, 404, 409, 422):
+            raise PartnerError(
+                f"{method} {url} answered {response.status_code}: {response.text[:300]}", permanent=True
+            )
+        if response.status_code >= 400:
+            raise PartnerError(f"{method} {url} answered {response.status_code}")
+        try:
+            return response.json() if response.content else {}
+        except ValueError as exc:
+            raise PartnerError(f"{method} {url} did not return JSON", permanent=True) from exc

@@ -7,6 +7,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -56,6 +57,17 @@ class Partner(models.Model):
         related_name="+",
         help_text="Partners this partner's drivers may hand a job on to from the driver link.",
     )
+    # How Baton reaches the partner about a job (customer instructions, chases): its callback (native
+    # partners), its vendor API where the adapter can update a delivery, else its operations contact.
+    callback_url = models.URLField(
+        max_length=500, blank=True, help_text="Native partners: Baton POSTs signed JSON updates here."
+    )
+    callback_secret = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="Signs callbacks (X-Baton-Signature: sha256=<hex HMAC of the body>).",
+    )
+    ops_email = models.EmailField(blank=True, help_text="The partner's operations contact, by e-mail.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -66,8 +78,22 @@ class Partner(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.callback_url and not self.callback_secret:
+            self.callback_secret = secrets.token_hex(32)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "callback_secret"}
         super().save(*args, **kwargs)
         _api_key_cache.clear()
+
+    def clean(self) -> None:
+        """A callback URL must be public (Baton re-checks before every call too)."""
+        from tracking.outbox import UnsafeURL, check_public_url
+
+        if self.callback_url:
+            try:
+                check_public_url(self.callback_url)
+            except UnsafeURL as exc:
+                raise ValidationError({"callback_url": str(exc)}) from exc
 
     @classmethod
     def for_api_key(cls, key: str) -> Partner | None:

@@ -90,6 +90,23 @@ class Shipment(models.Model):
     late_risk = models.FloatField(null=True, blank=True, help_text="Probability of missing the window.")
     late_risk_explanation = models.TextField(blank=True)
 
+    # What the merchant lets the customer do on the tracking page, and the consent it collected.
+    allow_cancel = models.BooleanField(
+        default=False, help_text="The customer may ask to cancel until the courier sets off."
+    )
+    reschedule_options = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Windows the customer may choose: [{"from": ISO time, "until": ISO time}, ...]. '
+        "Empty: Baton offers mornings and afternoons of the next BATON_RESCHEDULE_DAYS days.",
+    )
+    consent_email = models.BooleanField(
+        default=False, help_text="The merchant collected consent to e-mail delivery updates."
+    )
+    consent_sms = models.BooleanField(
+        default=False, help_text="The merchant collected consent to text delivery updates."
+    )
+
     tracking_token_hash = models.CharField(max_length=64, unique=True, editable=False)
     tracking_token_expires_at = models.DateTimeField()
 

@@ -31,20 +31,59 @@ class MomentField(serializers.DateTimeField):
         return moment
 
 
+class WindowSerializer(serializers.Serializer):
+    from_ = MomentField()
+    until = MomentField()
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["until"] <= attrs["from"]:
+            raise serializers.ValidationError({"until": ["Must be after from."]})
+        return {"from": attrs["from"].isoformat(), "until": attrs["until"].isoformat()}
+
+
+class ConsentSerializer(serializers.Serializer):
+    email = serializers.BooleanField(default=False, help_text="Send delivery updates to customer_email.")
+    sms = serializers.BooleanField(default=False, help_text="Text delivery updates to customer_phone.")
+
+
 class ShipmentCreateSerializer(serializers.ModelSerializer):
     promised_from = MomentField(required=False, allow_null=True)
     promised_until = MomentField(required=False, allow_null=True)
     latitude = NumberField(min_value=-90, max_value=90, required=False, allow_null=True)
     longitude = NumberField(min_value=-180, max_value=180, required=False, allow_null=True)
+    notify = ConsentSerializer(
+        required=False, help_text="Consent the merchant collected for delivery updates (e-mail, SMS)."
+    )
+    allow_cancel = serializers.BooleanField(
+        required=False, default=False, help_text="The customer may ask to cancel until the courier sets off."
+    )
+    reschedule_options = serializers.ListField(
+        child=WindowSerializer(),
+        required=False,
+        max_length=30,
+        help_text="Windows the customer may choose from; empty: mornings and afternoons of the next days.",
+    )
 
     class Meta:
         model = Shipment
-        fields = Shipment.ORDER_FIELDS
+        fields = [*Shipment.ORDER_FIELDS, "notify", "allow_cancel", "reschedule_options"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("promised_from"), attrs.get("promised_until")
         if start and end and end < start:
             raise serializers.ValidationError({"promised_until": ["Must not be before promised_from."]})
+        notify = attrs.pop("notify", None) or {}
+        if notify.get("email") and not attrs.get("customer_email"):
+            raise serializers.ValidationError({"notify": ["E-mail consent needs customer_email."]})
+        if notify.get("sms") and not attrs.get("customer_phone"):
+            raise serializers.ValidationError({"notify": ["SMS consent needs customer_phone."]})
+        attrs["consent_email"] = bool(notify.get("email"))
+        attrs["consent_sms"] = bool(notify.get("sms"))
         return attrs
 
 
@@ -272,16 +311,97 @@ class PublicStepSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
 
 
+class PublicLegSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="A company, never a person.")
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField(allow_null=True)
+
+
+class PublicHolderSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The delivery partner holding the job (company name).")
+    since = serializers.DateTimeField()
+    current = serializers.BooleanField(help_text="False once the job is finished.")
+    text = serializers.CharField(help_text="In words, in the request's language.")
+    legs = PublicLegSerializer(many=True, help_text="Every partner that held the job, subcontractors too.")
+
+
+class PublicMapSerializer(serializers.Serializer):
+    x = serializers.FloatField(help_text="0..200, the delivery address at 100.")
+    y = serializers.FloatField(help_text="0..200, the delivery address at 100, north up.")
+
+
+class PublicNearbySerializer(serializers.Serializer):
+    distance_m = serializers.IntegerField(help_text="Rounded to 100 m.")
+    text = serializers.CharField()
+    seen_at = serializers.DateTimeField()
+    map = PublicMapSerializer(
+        help_text="The courier's offset from the address for a drawn map (100 m steps)."
+    )
+
+
+class PublicActionsSerializer(serializers.Serializer):
+    instructions = serializers.BooleanField()
+    reschedule = serializers.BooleanField()
+    cancel = serializers.BooleanField()
+    report_problem = serializers.BooleanField()
+    subscribe = serializers.BooleanField()
+
+
+class PublicProofSerializer(serializers.Serializer):
+    recipient_name = serializers.CharField(allow_blank=True, help_text="First name only.")
+    photo_urls = serializers.ListField(child=serializers.CharField())
+    signature_url = serializers.CharField(allow_blank=True)
+    place = serializers.CharField(allow_blank=True)
+
+
+class PublicHelpSerializer(serializers.Serializer):
+    email = serializers.CharField(allow_blank=True)
+    phone = serializers.CharField(allow_blank=True)
+
+
+class PublicRequestSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    summary = serializers.CharField(allow_blank=True)
+    at = serializers.DateTimeField()
+    state = serializers.ChoiceField(choices=["done", "recorded", "pending", "sent", "failed"])
+    state_text = serializers.CharField(allow_blank=True, help_text="Whether the holder received it.")
+
+
 class PublicTrackingSerializer(serializers.Serializer):
     reference = serializers.CharField()
     status = serializers.CharField()
     status_label = serializers.CharField()
+    status_text = serializers.CharField(help_text="The status in a plain sentence.")
     reason_label = serializers.CharField(allow_blank=True)
-    eta = serializers.DateTimeField(allow_null=True)
+    eta = serializers.DateTimeField(allow_null=True, help_text="The holder's own estimate.")
+    eta_earliest = serializers.DateTimeField(allow_null=True, help_text="Start of the estimated window.")
+    eta_latest = serializers.DateTimeField(allow_null=True, help_text="End of the estimated window.")
+    estimate_source = serializers.CharField(allow_blank=True, help_text="partner or baton, or empty.")
+    running_late = serializers.BooleanField()
+    late_text = serializers.CharField(allow_blank=True, help_text="Running late, with the new estimate.")
     promised_from = serializers.DateTimeField(allow_null=True)
     promised_until = serializers.DateTimeField(allow_null=True)
     postcode_district = serializers.CharField()
     carrier = serializers.CharField(allow_null=True, help_text="Who is delivering (company, never a person).")
-    courier_location = LocationSerializer(allow_null=True, help_text="Only while out for delivery.")
+    holder = PublicHolderSerializer(allow_null=True)
+    next_steps = serializers.ListField(
+        child=serializers.CharField(), help_text="After a failed attempt or a problem: what happens next."
+    )
+    actions = PublicActionsSerializer(help_text="What the customer may do now.")
+    courier_location = LocationSerializer(
+        allow_null=True, help_text="Deprecated: always null; coordinates are not published (courier_nearby)."
+    )
+    courier_nearby = PublicNearbySerializer(
+        allow_null=True, help_text="Only while out for delivery, near and recently seen."
+    )
+    proof_available = serializers.BooleanField(
+        help_text="Proof of delivery exists (shown after a second factor)."
+    )
+    proof = PublicProofSerializer(allow_null=True, help_text="Only on the page, after reference + postcode.")
+    help = PublicHelpSerializer()
+    requests = PublicRequestSerializer(
+        many=True, help_text="What the customer asked, and whether the holder got it."
+    )
     last_update = serializers.DateTimeField(allow_null=True)
     steps = PublicStepSerializer(many=True)

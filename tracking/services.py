@@ -13,8 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from tracking import changes, timeline
-from tracking.models import Activity, OutboundMessage, Shipment, TrackingEvent, hash_token
-from tracking.statuses import EventKind, Reason, Status
+from tracking.models import Activity, OutboundMessage, Shipment, TrackingEvent
 
 
 def create_shipment(**fields: Any) -> tuple[Shipment, str]:
@@ -26,13 +25,10 @@ def create_shipment(**fields: Any) -> tuple[Shipment, str]:
 
 
 def find_by_tracking_token(token: str, *, now: datetime | None = None) -> Shipment | None:
-    if not token or len(token) > 200:
-        return None
-    return (
-        Shipment.objects.select_related("current_custody__partner")
-        .filter(tracking_token_hash=hash_token(token), tracking_token_expires_at__gt=now or timezone.now())
-        .first()
-    )
+    """The shipment a customer's token or signed link opens (see tracking.public)."""
+    from tracking import public
+
+    return public.find_shipment(token, now=now)
 
 
 def timeline_rules() -> timeline.Rules:
@@ -160,54 +156,11 @@ def add_events_and_reconcile(shipment_id: int, rows: list[TrackingEvent]) -> Shi
         return reconcile_shipment(shipment)
 
 
-# Live courier position is shown to the public only while the courier is on the way.
-LIVE_POSITION_STATUSES = frozenset({Status.OUT_FOR_DELIVERY, Status.ARRIVING})
+def public_tracking(shipment: Shipment, *, proof_unlocked: bool = False) -> dict[str, Any]:
+    """What the customer may see (see tracking.public)."""
+    from tracking import public
 
-
-def public_tracking(shipment: Shipment) -> dict[str, Any]:
-    """What the customer may see: no person's name or phone, no exact address (two queries)."""
-    events = list(
-        shipment.events.filter(applied=True)
-        .exclude(kind=EventKind.NOTE)
-        .order_by("sequence")
-        .values("kind", "status", "effective_at", "occurred_at", "latitude", "longitude", "partner_id")
-    )
-    steps: list[dict[str, Any]] = []
-    for event in events:
-        if (
-            event["kind"] == EventKind.STATUS
-            and event["status"]
-            and (not steps or steps[-1]["status"] != event["status"])
-        ):
-            at = event["effective_at"] or event["occurred_at"]
-            steps.append({"status": event["status"], "label": Status(event["status"]).label, "at": at})
-    custody = shipment.current_custody
-    location = None
-    if shipment.status in LIVE_POSITION_STATUSES and custody is not None:
-        positions = [
-            (e["latitude"], e["longitude"])
-            for e in events
-            if e["latitude"] is not None
-            and e["longitude"] is not None
-            and e["partner_id"] == custody.partner_id
-        ]
-        if positions:
-            # Rounded to about 10 m: enough to see the courier coming, not to follow them home.
-            location = {"lat": round(positions[-1][0], 4), "lng": round(positions[-1][1], 4)}
-    return {
-        "reference": shipment.reference,
-        "status": shipment.status,
-        "status_label": Status(shipment.status).label,
-        "reason_label": Reason(shipment.reason).label if shipment.reason else "",
-        "eta": None if shipment.is_terminal else shipment.eta,
-        "promised_from": shipment.promised_from,
-        "promised_until": shipment.promised_until,
-        "postcode_district": shipment.postcode_district,
-        "carrier": custody.partner.name if custody is not None else None,
-        "courier_location": location,
-        "last_update": shipment.last_event_at,
-        "steps": steps,
-    }
+    return public.public_tracking(shipment, proof_unlocked=proof_unlocked)
 
 
 def last_heard_by_partner(rows: Iterable[Mapping[str, Any]]) -> dict[int, datetime]:

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
+from django.forms import Form
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -16,8 +21,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.schema import errors
-from tracking import services
+from tracking import public, ratelimit, services
 from tracking.filters import ShipmentFilter
+from tracking.forms import (
+    CancelForm,
+    InstructionsForm,
+    ProblemForm,
+    RescheduleForm,
+    SecondFactorForm,
+    SubscribeForm,
+)
 from tracking.models import Shipment, TrackingEvent
 from tracking.serializers import (
     PublicTrackingSerializer,
@@ -31,7 +44,7 @@ from tracking.serializers import (
 
 
 def tracking_url(token: str) -> str:
-    return f"{settings.SITE_URL}/t/{token}"
+    return public.tracking_url(token)
 
 
 @extend_schema_view(
@@ -118,14 +131,125 @@ class PublicTrackingView(APIView):
         return response
 
 
+def render_tracking_page(
+    request: HttpRequest,
+    shipment: Shipment,
+    token: str,
+    *,
+    bound: Mapping[str, Form] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The customer's page; `bound` replaces a blank form with one the customer sent back with errors."""
+    unlocked = public.proof_unlocked(shipment, request.COOKIES.get(public.PROOF_COOKIE))
+    view = public.public_tracking(shipment, proof_unlocked=unlocked)
+    forms: dict[str, Form] = {
+        "instructions": InstructionsForm(),
+        "reschedule": RescheduleForm(shipment=shipment) if view["actions"]["reschedule"] else Form(),
+        "cancel": CancelForm(),
+        "subscribe": SubscribeForm(),
+        "problem": ProblemForm(),
+        "proof": SecondFactorForm(),
+        **(bound or {}),
+    }
+    context = {"view": view, "token": token, "forms": forms, "proof_unlocked": unlocked}
+    response = render(request, "tracking/track.html", context, status=status)
+    response["Referrer-Policy"] = "no-referrer"
+    add_never_cache_headers(response)
+    return response
+
+
+def _refused(request: HttpRequest, message: str, *, status: int) -> HttpResponse:
+    response = render(request, "tracking/refused.html", {"message": message}, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+def customer_rate_ok(request: HttpRequest, token: str, scope: str) -> bool:
+    """Per tracking link and per IP address: the customer's forms are not a free-for-all."""
+    config = settings.BATON
+    window = config["CUSTOMER_RATE_WINDOW_SECONDS"]
+    return ratelimit.allow_all(
+        (f"{scope}:token", token, config["CUSTOMER_RATE_LIMIT"], window),
+        ("customer:ip", ratelimit.client_ip(request), config["CUSTOMER_RATE_LIMIT_IP"], window),
+    )
+
+
+def too_many(request: HttpRequest) -> HttpResponse:
+    return _refused(
+        request, gettext("Too many attempts. Please wait a few minutes and try again."), status=429
+    )
+
+
 @never_cache
 def tracking_page(request: HttpRequest, token: str) -> HttpResponse:
     shipment = services.find_by_tracking_token(token)
     if shipment is None:
         return render(request, "tracking/not_found.html", status=404)
-    response = render(request, "tracking/track.html", {"view": services.public_tracking(shipment)})
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return render_tracking_page(request, shipment, token)
+
+
+@require_POST
+def unlock_proof(request: HttpRequest, token: str) -> HttpResponse:
+    """The second factor: order reference + postcode unlocks proof of delivery on this browser."""
+    shipment = services.find_by_tracking_token(token)
+    if shipment is None:
+        return render(request, "tracking/not_found.html", status=404)
+    if not customer_rate_ok(request, token, "proof"):
+        return too_many(request)
+    form = SecondFactorForm(request.POST)
+    if form.is_valid() and public.matches_second_factor(
+        shipment, reference=form.cleaned_data["reference"], postcode=form.cleaned_data["postcode"]
+    ):
+        response = redirect(f"/t/{token}#proof")
+        set_proof_cookie(response, shipment, token)
+        return response
+    if form.is_valid():
+        form.add_error(None, gettext("That order reference and postcode do not match this delivery."))
+    return render_tracking_page(request, shipment, token, bound={"proof": form}, status=400)
+
+
+def set_proof_cookie(response: HttpResponse, shipment: Shipment, token: str) -> None:
+    response.set_cookie(
+        public.PROOF_COOKIE,
+        public.proof_unlock_value(shipment),
+        max_age=settings.BATON["PROOF_UNLOCK_SECONDS"],
+        path=f"/t/{token}",
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+@never_cache
+def lookup_page(request: HttpRequest) -> HttpResponse:
+    """Order reference + postcode -> the page; one answer for "no such order" and "wrong postcode"."""
+    form = SecondFactorForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        config = settings.BATON
+        window = config["CUSTOMER_RATE_WINDOW_SECONDS"]
+        reference = (request.POST.get("reference") or "").strip().upper()[:64]
+        if not ratelimit.allow_all(
+            ("lookup:ip", ratelimit.client_ip(request), config["LOOKUP_RATE_LIMIT_IP"], window),
+            ("lookup:reference", reference, config["LOOKUP_RATE_LIMIT_REFERENCE"], window),
+        ):
+            return too_many(request)
+        if form.is_valid():
+            shipment = public.lookup(form.cleaned_data["reference"], form.cleaned_data["postcode"])
+            if shipment is not None:
+                token = public.link_token(shipment)
+                response = redirect(f"/t/{token}")
+                set_proof_cookie(response, shipment, token)
+                return response
+            form.add_error(
+                None,
+                gettext(
+                    "We could not find a delivery with that order reference and postcode. "
+                    "Check both against your order confirmation."
+                ),
+            )
+        status = 400
+    return render(request, "tracking/lookup.html", {"form": form}, status=status)
 
 
 @never_cache

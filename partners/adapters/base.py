@@ -19,8 +19,10 @@ from tracking.statuses import EventKind, Reason, Status
 
 __all__ = [
     "Adapter",
+    "DeliveryUpdate",
     "EventKind",
     "HttpClient",
+    "HttpWriter",
     "InboundRequest",
     "NormalizedEvent",
     "PartnerError",
@@ -102,6 +104,25 @@ class HttpClient(Protocol):
     def get_json(self, url: str, *, headers: Mapping[str, str] | None = None) -> Any: ...
 
 
+class HttpWriter(Protocol):
+    """The seam `partners/http.py` provides to adapters that change a delivery at the vendor."""
+
+    def send_json(
+        self, method: str, url: str, *, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class DeliveryUpdate:
+    """What the customer asked for a job: `kind` is instructions, reschedule or cancel."""
+
+    kind: str
+    instructions: str = ""
+    window_from: datetime | None = None
+    window_until: datetime | None = None
+    reason: str = ""
+
+
 class Adapter:
     """A partner format. Subclasses set `name`, and override `verify` and `parse`."""
 
@@ -127,6 +148,16 @@ class Adapter:
     ) -> list[NormalizedEvent]:
         """Pull the current history of one job from the vendor's API."""
         raise PartnerError(f"{self.name} has no pull API", permanent=True)
+
+    def can_update(self, config: Mapping[str, Any], kind: str) -> bool:
+        """Whether `update_delivery` can pass this kind of request with these credentials."""
+        return False
+
+    def update_delivery(
+        self, client: HttpWriter, *, config: Mapping[str, Any], reference: str, update: DeliveryUpdate
+    ) -> str:
+        """Change the job at the vendor (optional); returns the vendor's id for the change or ""."""
+        raise PartnerError(f"{self.name} cannot update a delivery", permanent=True)
 
 
 # --- helpers shared by adapters -------------------------------------------------------------

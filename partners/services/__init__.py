@@ -7,10 +7,12 @@
 - `idempotency`: the native API's `Idempotency-Key`.
 - `uploads`: CSV row checks.
 - `backlog`: how far behind ingest is (waiting messages, lag, what needs a replay); used as a module.
+- `holder`: send a customer's request to whoever holds the job, on its channel.
 """
 
 from partners.services import backlog
 from partners.services.custody import HandOffError, assign_shipment, hand_off
+from partners.services.holder import Routed, send_to_holder
 from partners.services.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_idempotent
 from partners.services.inbound import (
     adapter_for,
@@ -41,6 +43,7 @@ __all__ = [
     "IdempotencyMismatch",
     "Matched",
     "NotHeld",
+    "Routed",
     "adapter_for",
     "assign_shipment",
     "backlog",
@@ -60,5 +63,6 @@ __all__ = [
     "record_inbound",
     "replay_messages",
     "run_idempotent",
+    "send_to_holder",
     "sweep_unprocessed",
 ]
