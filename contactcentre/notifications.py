@@ -349,8 +349,9 @@ def notify_change(shipment: Shipment, change: changes.ShipmentChange) -> list[Ou
             timezone.override(zone_of(subscription)),
         ):
             context = message_context(public.public_tracking(shipment, now=now), link=link)
-        send_at = due_at(subscription, now)
-        _cancel_waiting(subscription, now=now)
+        # A newer message replaces one still waiting (quiet hours, gap) and takes its place in line.
+        superseded = _cancel_waiting(subscription, now=now)
+        send_at = due_at(subscription, now, gap=not superseded)
         message = _queue(
             shipment,
             subscription,
@@ -370,7 +371,8 @@ def notify_change(shipment: Shipment, change: changes.ShipmentChange) -> list[Ou
             actor=Activity.Actor.SYSTEM,
             actor_label="Baton",
             summary=f"{template.get_purpose_display()}: {subscription.get_channel_display()} to "
-            f"{mask(subscription.address)}" + (f", held until {send_at:%H:%M}" if send_at > now else ""),
+            f"{mask(subscription.address)}"
+            + (f", held until {timezone.localtime(send_at):%H:%M}" if send_at > now else ""),
             outbound=message,
             details={"purpose": purpose, "subscription": subscription.pk, "send_at": send_at.isoformat()},
         )
@@ -435,7 +437,8 @@ def send_customer_message(
                 actor_label=label,
                 user=user,
                 summary=f"Message to the customer by {dict(Subscription.Channel.choices)[channel]} to "
-                f"{mask(address)}" + (f", held until {send_at:%H:%M}" if send_at > now else ""),
+                f"{mask(address)}"
+                + (f", held until {timezone.localtime(send_at):%H:%M}" if send_at > now else ""),
                 outbound=message,
                 details={"body": body},
             )
