@@ -78,9 +78,11 @@ def test_out_for_delivery_sends_one_email_with_an_unsubscribe_link_and_nothing_p
     assert email.extra_headers["List-Unsubscribe"].startswith(f"<{settings.SITE_URL}/u/")
     assert email.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     for private in ("Grace", "Hopper", "Baker", "NW1 6XE", "Smithson", "447700900999", "SWIFT-99"):
-        assert private not in email.body and private not in email.subject
+        assert private not in email.body
+        assert private not in email.subject
     activity = Activity.objects.get(kind="notification")
-    assert activity.outbound == message and activity.outcome == "sent"
+    assert activity.outbound == message
+    assert activity.outcome == "sent"
     assert "g•••@example.com" in activity.summary
 
 
@@ -170,7 +172,8 @@ def test_sms_subscribers_get_a_short_text_with_a_stop_link(held, settings):
     changes.publish(shipment, before)
 
     [message] = customer_messages()
-    assert message.transport == "sms" and message.recipient == "+447700900123"
+    assert message.transport == "sms"
+    assert message.recipient == "+447700900123"
     assert message.body.startswith("We could not deliver order ORD-77. Nobody was in to take it.")
     assert " Stop: " in message.body
     assert message.state == OutboundMessage.State.SENT
@@ -183,7 +186,8 @@ def test_unsubscribe_link_asks_on_get_and_stops_on_post(client, held, settings):
     path = notifications.unsubscribe_url(subscription).removeprefix(settings.SITE_URL)
 
     asked = client.get(path)
-    assert asked.status_code == 200 and "Stop updates" in asked.content.decode()
+    assert asked.status_code == 200
+    assert "Stop updates" in asked.content.decode()
     subscription.refresh_from_db()
     assert subscription.unsubscribed_at is None
 
@@ -220,7 +224,9 @@ def test_merchant_consent_at_creation_subscribes_the_order_email(agent_client, s
     from tracking.models import Shipment
 
     shipment = Shipment.objects.get(reference="ORD-CONSENT")
-    assert shipment.consent_email and not shipment.consent_sms and shipment.allow_cancel
+    assert shipment.consent_email
+    assert not shipment.consent_sms
+    assert shipment.allow_cancel
     assert shipment.reschedule_options == [
         {"from": "2030-01-02T08:00:00+00:00", "until": "2030-01-02T12:00:00+00:00"}
     ]
@@ -261,11 +267,14 @@ def test_agent_message_goes_to_subscribers_and_onto_the_timeline(held, django_us
     )
     message.refresh_from_db()
 
-    assert message.purpose == "customer.agent_message" and message.state == OutboundMessage.State.SENT
+    assert message.purpose == "customer.agent_message"
+    assert message.state == OutboundMessage.State.SENT
     assert "We have asked the courier to call." in mail.outbox[0].body
     activity = Activity.objects.get(kind="customer_message")
-    assert activity.user == agent and activity.actor == "agent" and activity.outcome == "sent"
-    with pytest.raises(ValueError):
+    assert activity.user == agent
+    assert activity.actor == "agent"
+    assert activity.outcome == "sent"
+    with pytest.raises(ValueError, match="characters"):
         notifications.send_customer_message(held.shipment, body="  ", by_user=agent)
 
 
@@ -312,9 +321,11 @@ def test_admin_previews_a_template_with_a_sample_shipment(client, django_user_mo
     sample = client.get(f"/admin/contactcentre/messagetemplate/{template.pk}/preview/")
     real = client.get(f"/admin/contactcentre/messagetemplate/{template.pk}/preview/?shipment=ORD-77")
 
-    assert sample.status_code == 200 and "ORD-12345" in sample.content.decode()
+    assert sample.status_code == 200
+    assert "ORD-12345" in sample.content.decode()
     assert "Nobody was in to take it." in sample.content.decode()
-    assert real.status_code == 200 and "ORD-77" in real.content.decode()
+    assert real.status_code == 200
+    assert "ORD-77" in real.content.decode()
     assert "Hopper" not in real.content.decode()
 
 

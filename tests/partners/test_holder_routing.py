@@ -82,13 +82,15 @@ def test_instructions_go_to_a_native_partners_callback_signed(monkeypatch):
     [(url, body, headers)] = posted
     payload = json.loads(body)
     assert url == "https://partner.example.com/baton"
-    assert payload["partner_reference"] == "D-1763" and payload["kind"] == "instructions"
+    assert payload["partner_reference"] == "D-1763"
+    assert payload["kind"] == "instructions"
     assert payload["fields"] == {"safe_place": "porch", "note": "<b>blue</b> door"}
     custody.partner.refresh_from_db()
     expected = hmac.new(custody.partner.callback_secret.encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Baton-Signature"] == f"sha256={expected}"
     activity.refresh_from_db()
-    assert activity.outbound.transport == "partner_callback" and activity.outcome == "sent"
+    assert activity.outbound.transport == "partner_callback"
+    assert activity.outcome == "sent"
 
 
 def test_instructions_update_the_delivery_through_doordash_drive(recorded):
@@ -104,9 +106,11 @@ def test_instructions_update_the_delivery_through_doordash_drive(recorded):
     token = request.headers["Authorization"].removeprefix("Bearer ")
     assert jwt.get_unverified_header(token)["dd-ver"] == "DD-JWT-V1"
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims["iss"] == DOORDASH["developer_id"] and claims["kid"] == DOORDASH["key_id"]
+    assert claims["iss"] == DOORDASH["developer_id"]
+    assert claims["kid"] == DOORDASH["key_id"]
     message = OutboundMessage.objects.get(pk=activity.outbound_id)
-    assert message.transport == "partner_api" and message.state == OutboundMessage.State.SENT
+    assert message.transport == "partner_api"
+    assert message.state == OutboundMessage.State.SENT
     assert message.external_id == "1343593413"
     assert message.delivery_attempts.get().status_code == 200
 
