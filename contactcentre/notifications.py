@@ -331,6 +331,8 @@ def notify_change(shipment: Shipment, change: changes.ShipmentChange) -> list[Ou
     if found is None:
         return []
     purpose, episode = found
+    if not (shipment.has_subscribers or shipment.consent_email or shipment.consent_sms):
+        return []  # nobody to tell, and no query spent finding out
     subscriptions = active_subscriptions(shipment)
     if not subscriptions:
         return []

@@ -196,6 +196,9 @@ def subscribe(
         if active.count() + len(new) > MAX_SUBSCRIPTIONS:
             raise Refused(_("This delivery already has as many subscribers as it can."))
         subscriptions = []
+        if not shipment.has_subscribers:
+            shipment.has_subscribers = True
+            shipment.save(update_fields=["has_subscribers", "updated_at"])
         for channel, address in wanted:
             subscription, _created = Subscription.objects.update_or_create(
                 shipment=shipment,

@@ -106,6 +106,10 @@ class Shipment(models.Model):
     consent_sms = models.BooleanField(
         default=False, help_text="The merchant collected consent to text delivery updates."
     )
+    # Lets the notification listener skip its lookup on the ingest path when nobody asked for updates.
+    has_subscribers = models.BooleanField(
+        default=False, editable=False, help_text="Someone subscribed to updates on the tracking page."
+    )
 
     tracking_token_hash = models.CharField(max_length=64, unique=True, editable=False)
     tracking_token_expires_at = models.DateTimeField()

@@ -455,6 +455,8 @@ def _proof(
     shipment: Shipment, proof: Mapping[str, Any], events: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """Photo, signature and place of delivery (only after the second factor)."""
+    from tracking.services import proof_file_url
+
     delivered = [e for e in events if e["status"] == Status.DELIVERED and e["latitude"] is not None]
     place = str(proof.get("place") or proof.get("left_at") or "")[:200]
     if not place and delivered and shipment.latitude is not None and shipment.longitude is not None:
@@ -468,10 +470,17 @@ def _proof(
         )
     photos = [str(url) for url in proof.get("photo_urls") or [] if str(url).startswith("https://")]
     signature = str(proof.get("signature_url") or "")
+    signature = signature if signature.startswith("https://") else ""
+    # Files Baton stored itself (the driver link) are served behind short-lived signed links.
+    if proof.get("photo"):
+        photos.insert(0, proof_file_url(str(proof["photo"])))
+    if proof.get("signature") and not signature:
+        signature = proof_file_url(str(proof["signature"]))
+    name = str(proof.get("recipient_name") or proof.get("signed_by") or "")
     return {
-        "recipient_name": str(proof.get("recipient_name") or "").split(" ")[0][:40],
+        "recipient_name": name.split(" ")[0][:40],
         "photo_urls": photos[:5],
-        "signature_url": signature if signature.startswith("https://") else "",
+        "signature_url": signature,
         "place": place,
     }
 

@@ -37,6 +37,8 @@ def held(db):
 
 
 def subscribe(shipment, **fields):
+    shipment.has_subscribers = True
+    shipment.save(update_fields=["has_subscribers"])
     return Subscription.objects.create(
         shipment=shipment,
         channel=fields.pop("channel", "email"),

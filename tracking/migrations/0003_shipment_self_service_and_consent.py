@@ -11,6 +11,15 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name="shipment",
+            name="has_subscribers",
+            field=models.BooleanField(
+                default=False,
+                editable=False,
+                help_text="Someone subscribed to updates on the tracking page.",
+            ),
+        ),
+        migrations.AddField(
             model_name='shipment',
             name='allow_cancel',
             field=models.BooleanField(default=False, help_text='The customer may ask to cancel until the courier sets off.'),
