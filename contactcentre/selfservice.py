@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from contactcentre.models import Case, CaseNote, Subscription
@@ -47,9 +48,16 @@ def _refuse_if_finished(shipment: Shipment) -> None:
         raise Refused(_("This delivery is finished, so it can no longer be changed."))
 
 
+def mark_customer_acted(shipment: Shipment) -> None:
+    """The tracking page shows the customer's requests (and looks them up) from now on."""
+    shipment.customer_acted_at = timezone.now()
+    Shipment.objects.filter(pk=shipment.pk).update(customer_acted_at=shipment.customer_acted_at)
+
+
 def _record(
     shipment: Shipment, *, kind: str, summary: str, public_summary: str, routed: Any, details: dict[str, Any]
 ) -> Activity:
+    mark_customer_acted(shipment)
     where = f" Sent to {routed.holder} by {routed.channel}." if routed.message else " Not sent: pass it on."
     return record_activity(
         shipment,
@@ -174,6 +182,8 @@ def report_problem(shipment: Shipment, *, reason: str, description: str = "", co
         )
         if description:
             CaseNote.objects.create(case=case, body=description)
+        if shipment is not None:
+            mark_customer_acted(shipment)
         Activity.objects.filter(case=case, kind="case_opened").update(
             details={"public_summary": str(label), "via": "web"}
         )
@@ -196,6 +206,7 @@ def subscribe(
         if active.count() + len(new) > MAX_SUBSCRIPTIONS:
             raise Refused(_("This delivery already has as many subscribers as it can."))
         subscriptions = []
+        mark_customer_acted(shipment)
         if not shipment.has_subscribers:
             shipment.has_subscribers = True
             shipment.save(update_fields=["has_subscribers", "updated_at"])

@@ -106,6 +106,10 @@ class Shipment(models.Model):
     consent_sms = models.BooleanField(
         default=False, help_text="The merchant collected consent to text delivery updates."
     )
+    # Lets the tracking page skip looking up the customer's requests when there are none.
+    customer_acted_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the customer last asked for something."
+    )
     # Lets the notification listener skip its lookup on the ingest path when nobody asked for updates.
     has_subscribers = models.BooleanField(
         default=False, editable=False, help_text="Someone subscribed to updates on the tracking page."

@@ -44,6 +44,7 @@ RESCHEDULE_STATUSES = frozenset(
         Status.AVAILABLE_FOR_PICKUP,
     }
 )
+MAP_RINGS_M = (250, 500, 1000, 2000, 5000, 10000, 20000)
 CUSTOMER_REQUEST_KINDS = ("instruction", "reschedule", "cancel_request", "case_opened", "subscribed")
 
 STATUS_WORDS: dict[str, tuple[Any, Any]] = {
@@ -233,13 +234,25 @@ def available_actions(shipment: Shipment) -> dict[str, bool]:
     }
 
 
+def as_json(value: Any) -> Any:
+    """The view as JSON types, times written as DRF's DateTimeField writes them (local zone, "Z")."""
+    if isinstance(value, dict):
+        return {key: as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(item) for item in value]
+    if isinstance(value, datetime):
+        text = timezone.localtime(value).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    return value
+
+
 # --- the page --------------------------------------------------------------------------------------
 
 
 def public_tracking(
     shipment: Shipment, *, now: datetime | None = None, proof_unlocked: bool = False
 ) -> dict[str, Any]:
-    """What the customer may see (four queries, whatever the number of events)."""
+    """What the customer may see: two to four queries, whatever the number of events."""
     now = now or timezone.now()
     events = list(
         shipment.events.filter(applied=True)
@@ -247,14 +260,22 @@ def public_tracking(
         .order_by("sequence")
         .values("kind", "status", "effective_at", "occurred_at", "latitude", "longitude", "partner_id")
     )
-    chain = list(shipment.custody.select_related("partner").order_by("started_at", "id"))
-    requests = list(
-        Activity.objects.filter(
-            shipment=shipment, actor=Activity.Actor.CUSTOMER, kind__in=CUSTOMER_REQUEST_KINDS
+    # The chain and the customer's requests cost a query each only when there is something to show:
+    # a hand-off behind the current holder, or a request the customer made.
+    current = shipment.current_custody
+    if current is not None and current.handed_off_by_id is None and current.ended_at is None:
+        chain = [current]
+    else:
+        chain = list(shipment.custody.select_related("partner").order_by("started_at", "id"))
+    requests = []
+    if shipment.customer_acted_at is not None:
+        requests = list(
+            Activity.objects.filter(
+                shipment=shipment, actor=Activity.Actor.CUSTOMER, kind__in=CUSTOMER_REQUEST_KINDS
+            )
+            .select_related("outbound")
+            .order_by("-occurred_at", "-id")[:10]
         )
-        .select_related("outbound")
-        .order_by("-occurred_at", "-id")[:10]
-    )
     finished = shipment.is_terminal
     short, sentence = STATUS_WORDS.get(shipment.status, (shipment.status, ""))
     holder = _holder(shipment, chain)
@@ -313,7 +334,7 @@ def _holder(shipment: Shipment, chain: Sequence[Any]) -> dict[str, Any] | None:
     current = next((link for link in chain if link.ended_at is None), None)
     shown = current or chain[-1]
     legs = [{"name": link.partner.name, "since": link.started_at, "until": link.ended_at} for link in chain]
-    if current is not None:
+    if current is not None and not shipment.is_terminal:
         text = _("With our delivery partner %(name)s") % {"name": shown.partner.name}
     elif shipment.status == Status.DELIVERED:
         text = _("Delivered by our delivery partner %(name)s") % {"name": shown.partner.name}
@@ -322,7 +343,7 @@ def _holder(shipment: Shipment, chain: Sequence[Any]) -> dict[str, Any] | None:
     return {
         "name": shown.partner.name,
         "since": shown.started_at,
-        "current": current is not None,
+        "current": current is not None and not shipment.is_terminal,
         "text": text,
         "legs": legs,
     }
@@ -442,12 +463,19 @@ def _courier_nearby(
         text = _("Your courier is about %(metres)s m away.") % {"metres": int(shown)}
     else:
         text = _("Your courier is about %(km)s km away.") % {"km": f"{shown / 1000:.1f}"}
-    scale = 90 / radius
+    # The outer ring of the drawn map: the smallest round distance that keeps the courier inside.
+    ring = next((r for r in MAP_RINGS_M if r >= max(shown, 100) * 1.25), max(MAP_RINGS_M))
+    scale = 90 / ring
     return {
         "distance_m": int(shown),
         "text": text,
         "seen_at": seen_at,
-        "map": {"x": round(100 + east * scale, 1), "y": round(100 - north * scale, 1)},
+        "map": {
+            "x": round(100 + east * scale, 1),
+            "y": round(100 - north * scale, 1),
+            "ring_m": ring,
+            "ring_label": f"{ring} m" if ring < 1000 else f"{ring // 1000} km",
+        },
     }
 
 

@@ -328,6 +328,8 @@ class PublicHolderSerializer(serializers.Serializer):
 class PublicMapSerializer(serializers.Serializer):
     x = serializers.FloatField(help_text="0..200, the delivery address at 100.")
     y = serializers.FloatField(help_text="0..200, the delivery address at 100, north up.")
+    ring_m = serializers.IntegerField(help_text="Metres the outer ring (radius 90) stands for.")
+    ring_label = serializers.CharField()
 
 
 class PublicNearbySerializer(serializers.Serializer):

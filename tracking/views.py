@@ -10,7 +10,7 @@ from django.forms import Form
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -125,10 +125,30 @@ class PublicTrackingView(APIView):
         shipment = services.find_by_tracking_token(token)
         if shipment is None:
             raise Http404("No delivery matches this link, or the link has expired.")
-        response = Response(PublicTrackingSerializer(services.public_tracking(shipment)).data)
+        # The serializer documents the shape; plain dicts keep the budget (DRF field copies cost ms).
+        response = Response(public.as_json(services.public_tracking(shipment)))
         response["Cache-Control"] = "no-store"
         response["Referrer-Policy"] = "no-referrer"
         return response
+
+
+BLANK_FORMS: dict[str, type[Form]] = {
+    "instructions": InstructionsForm,
+    "cancel": CancelForm,
+    "subscribe": SubscribeForm,
+    "problem": ProblemForm,
+    "proof": SecondFactorForm,
+}
+_blank_forms: dict[tuple[str, str], str] = {}
+
+
+def blank_form(name: str, form_class: type[Form]) -> str:
+    """An empty form's HTML, rendered once per language: the page's budget has no room to redo it."""
+    key = (name, get_language() or "")
+    html = _blank_forms.get(key)
+    if html is None:
+        html = _blank_forms[key] = form_class().render()
+    return html
 
 
 def render_tracking_page(
@@ -142,15 +162,13 @@ def render_tracking_page(
     """The customer's page; `bound` replaces a blank form with one the customer sent back with errors."""
     unlocked = public.proof_unlocked(shipment, request.COOKIES.get(public.PROOF_COOKIE))
     view = public.public_tracking(shipment, proof_unlocked=unlocked)
-    forms: dict[str, Form] = {
-        "instructions": InstructionsForm(),
-        "reschedule": RescheduleForm(shipment=shipment) if view["actions"]["reschedule"] else Form(),
-        "cancel": CancelForm(),
-        "subscribe": SubscribeForm(),
-        "problem": ProblemForm(),
-        "proof": SecondFactorForm(),
-        **(bound or {}),
+    forms: dict[str, Form | str] = {
+        name: blank_form(name, form_class)
+        for name, form_class in BLANK_FORMS.items()
+        if name not in (bound or {})
     }
+    forms["reschedule"] = RescheduleForm(shipment=shipment) if view["actions"]["reschedule"] else Form()
+    forms.update(bound or {})
     context = {"view": view, "token": token, "forms": forms, "proof_unlocked": unlocked}
     response = render(request, "tracking/track.html", context, status=status)
     response["Referrer-Policy"] = "no-referrer"

@@ -275,3 +275,53 @@ def test_page_forms_carry_csrf_tokens(custody):
     assert page.count("csrfmiddlewaretoken") >= 5
     refused = strict.post(f"/t/{custody.shipment.token}/instructions", {"note": "hi"})
     assert refused.status_code == 403
+
+
+def test_page_and_json_cost_a_constant_number_of_queries(
+    client, custody, partner_client, django_assert_max_num_queries
+):
+    shipment = custody.shipment
+    post_events(partner_client, custody, {"status": "out_for_delivery", "occurred_at": ago(40)})
+    for i in range(3):
+        client.post(f"/t/{shipment.token}/instructions", {"note": f"note {i}"})
+    with django_assert_max_num_queries(4):
+        small = client.get(f"/t/{shipment.token}")
+    post_events(
+        partner_client,
+        custody,
+        *[
+            {
+                "kind": "location",
+                "location": {"lat": 51.50 + i / 1000, "lng": -0.13},
+                "occurred_at": ago(30 - i),
+            }
+            for i in range(25)
+        ],
+    )
+    for i in range(5):
+        client.post(f"/t/{shipment.token}/problem", {"reason": "other", "description": f"d{i}"})
+
+    with django_assert_max_num_queries(4):
+        large = client.get(f"/t/{shipment.token}")
+    with django_assert_max_num_queries(4):
+        client.get(f"/api/public/v1/track/{shipment.token}")
+
+    assert small.status_code == large.status_code == 200
+
+
+def test_json_matches_its_documented_serializer(client, custody, partner_client):
+    from tracking.serializers import PublicTrackingSerializer
+
+    shipment = post_events(
+        partner_client,
+        custody,
+        {"status": "out_for_delivery", "occurred_at": ago(30)},
+        {"kind": "location", "location": {"lat": 51.504, "lng": -0.128}, "occurred_at": ago(1)},
+    )
+    client.post(f"/t/{shipment.token}/instructions", {"note": "ring twice"})
+    shipment.refresh_from_db()
+
+    body = client.get(f"/api/public/v1/track/{shipment.token}").json()
+
+    assert body == PublicTrackingSerializer(public.public_tracking(shipment)).data
+    assert body["requests"][0]["summary"] == "note: ring twice"

@@ -12,6 +12,16 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="shipment",
+            name="customer_acted_at",
+            field=models.DateTimeField(
+                blank=True,
+                editable=False,
+                help_text="When the customer last asked for something.",
+                null=True,
+            ),
+        ),
+        migrations.AddField(
+            model_name="shipment",
             name="has_subscribers",
             field=models.BooleanField(
                 default=False,
