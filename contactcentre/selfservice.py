@@ -40,7 +40,11 @@ class Refused(Exception):
 
 
 def _locked(shipment: Shipment) -> Shipment:
-    return Shipment.objects.select_related("current_custody__partner").select_for_update().get(pk=shipment.pk)
+    return (
+        Shipment.objects.select_related("current_custody__partner")
+        .select_for_update(of=("self",))
+        .get(pk=shipment.pk)
+    )
 
 
 def _refuse_if_finished(shipment: Shipment) -> None:
