@@ -127,7 +127,8 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
     reset()
     doors: dict[str, PartnerDoor] = {}
     for slug, name, kind in PARTNERS:
-        partner = Partner(slug=slug, name=name, kind=kind, adapter="native")
+        # An operations contact, so customers' instructions reach the holder (by e-mail) in the demo.
+        partner = Partner(slug=slug, name=name, kind=kind, adapter="native", ops_email=f"ops@{slug}.example")
         key = partner.rotate_api_key()
         partner.save()
         doors[slug] = PartnerDoor(partner, key)
@@ -147,6 +148,7 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
             longitude=lng + rng.uniform(-0.002, 0.002),
             promised_from=window_start,
             promised_until=window_start + timedelta(hours=2),
+            allow_cancel=number % 3 == 0,
         )
         story = replay_story(shipment, number, rng, doors, start_of_day, now)
         if len(links) < 6 and story not in {link[1] for link in links}:
