@@ -4,8 +4,14 @@ from contactcentre import views
 
 app_name = "contactcentre"
 urlpatterns = [
-    path("", views.console, name="console"),
+    path("", views.queue_page, name="console"),
+    path("find/", views.find, name="find"),
     path("operations/", views.operations, name="operations"),
     path("operations/replay", views.replay, name="replay"),
     path("shipments/<str:reference>/", views.shipment_page, name="shipment"),
+    path("shipments/<str:reference>/cases/", views.open_case, name="open-case"),
+    path("shipments/<str:reference>/actions/<slug:action>/", views.shipment_action, name="shipment-action"),
+    path("cases/<int:case_id>/", views.case_page, name="case"),
+    path("cases/<int:case_id>/<slug:action>/", views.case_action, name="case-action"),
+    path("unmatched/replay/", views.replay_unmatched, name="replay-unmatched"),
 ]

@@ -127,7 +127,7 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
     reset()
     doors: dict[str, PartnerDoor] = {}
     for slug, name, kind in PARTNERS:
-        # An operations contact, so customers' instructions reach the holder (by e-mail) in the demo.
+        # An operations contact: customers' instructions and agents' chases reach the holder by e-mail.
         partner = Partner(slug=slug, name=name, kind=kind, adapter="native", ops_email=f"ops@{slug}.example")
         key = partner.rotate_api_key()
         partner.save()

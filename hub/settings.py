@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "tracking",
@@ -67,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -116,7 +118,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 LANGUAGE_CODE = "en-gb"
 # The customer pages and messages speak these; LocaleMiddleware picks one from the browser.
 LANGUAGES = [("en-gb", "English"), ("fr", "Français")]
@@ -187,6 +191,12 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "tracking.statuses.Status",
         "ReasonEnum": "tracking.statuses.Reason",
         "EventKindEnum": "tracking.statuses.EventKind",
+        "CaseChannelEnum": "contactcentre.models.Case.Channel",
+        "CaseStatusEnum": "contactcentre.models.Case.Status",
+        "CaseReasonEnum": "contactcentre.models.Case.Reason",
+        "CaseResolutionEnum": "contactcentre.models.Case.Resolution",
+        "OpenCaseStatusEnum": "contactcentre.serializers.OPEN_STATUS_CHOICES",
+        "CustomerChannelEnum": "contactcentre.serializers.CUSTOMER_CHANNELS",
     },
 }
 

@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from contactcentre import api as console_api
 from contactcentre import customer_views
 from hub import views as hub_views
 from partners import driver_views
@@ -22,6 +24,17 @@ api_v1 = [
         partner_views.AssignmentView.as_view(),
         name="shipment-assignments",
     ),
+    path(
+        "shipments/<str:reference>/actions", console_api.ShipmentActionView.as_view(), name="shipment-actions"
+    ),
+    path("cases", console_api.CaseListView.as_view(), name="cases"),
+    path("cases/<int:case_id>", console_api.CaseDetailView.as_view(), name="case"),
+    path("cases/<int:case_id>/notes", console_api.CaseNotesView.as_view(), name="case-notes"),
+    path("cases/<int:case_id>/actions", console_api.CaseActionView.as_view(), name="case-actions"),
+    path("queues", console_api.QueueListView.as_view(), name="queues"),
+    path("queues/<slug:slug>", console_api.QueueDetailView.as_view(), name="queue"),
+    path("lookup", console_api.LookupView.as_view(), name="lookup"),
+    path("unmatched/replay", console_api.ReplayView.as_view(), name="unmatched-replay"),
 ]
 partner_v1 = [
     path("events", partner_views.PartnerEventsView.as_view(), name="partner-events"),
@@ -35,6 +48,14 @@ handler404 = "hub.errors.page_not_found"
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),
     path("admin/", admin.site.urls),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            template_name="contactcentre/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", include("contactcentre.urls")),
     path("api/v1/", include(api_v1)),
     path("api/partner/v1/", include(partner_v1)),
