@@ -10,14 +10,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission
 from django.db import connection
-from django.db.models import Q
 from rest_framework.test import APIClient
 
-from contactcentre.roles import ROLE_PERMISSIONS
 from hub.celery import app as celery_app
-from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory, give_role
 from tests.log_scan import log_scan  # noqa: F401  (scans every log line of the run for secrets)
 
 
@@ -64,23 +61,10 @@ def partner_client() -> Callable[..., APIClient]:
     return make
 
 
-def ensure_role(name: str) -> Group:
-    """The console role's group with its permissions (a data migration makes them, but a
-    transactional test's flush removes them)."""
-    group, _ = Group.objects.get_or_create(name=name)
-    wanted = [perm.split(".") for perm in ROLE_PERMISSIONS[name]]
-    group.permissions.set(
-        Permission.objects.filter(
-            Q(*[Q(content_type__app_label=app, codename=code) for app, code in wanted], _connector=Q.OR)
-        )
-    )
-    return group
-
-
 @pytest.fixture
 def agent_client(db, django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("agent", "agent@example.com", "pw", is_staff=True)
-    user.groups.add(ensure_role("agent"))
+    give_role(user, "agent")
     client = APIClient()
     client.force_authenticate(user)
     return client

@@ -9,8 +9,7 @@ from playwright.sync_api import expect
 
 from contactcentre import roles, services
 from tests.browser.conftest import assert_accessible, log_in
-from tests.conftest import ensure_role
-from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory, give_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +21,7 @@ def fast_passwords(settings):
 
 def user_with_role(django_user_model, username, role):
     user = django_user_model.objects.create_user(username, f"{username}@example.com", "correct horse")
-    user.groups.add(ensure_role(role))
+    give_role(user, role)
     return user
 
 
@@ -157,7 +156,7 @@ def test_every_console_page_passes_axe_and_fits_the_screen(
 ):
     context = request.getfixturevalue(width)
     operator = user_with_role(django_user_model, "olly", roles.OPERATIONS)
-    operator.groups.add(ensure_role(roles.SUPERVISOR))
+    give_role(operator, roles.SUPERVISOR)
     case = services.open_case(
         caller_shipment, channel="phone", reason="late", opened_by=operator, owner=operator
     )

@@ -1,8 +1,7 @@
 import pytest
 
 from contactcentre import roles
-from tests.conftest import ensure_role
-from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory, give_role
 
 
 @pytest.fixture
@@ -10,7 +9,7 @@ def make_user(db, django_user_model):
     def make(username: str, role: str | None = None):
         user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
         if role:
-            user.groups.add(ensure_role(role))
+            give_role(user, role)
         return django_user_model.objects.get(pk=user.pk)  # fresh: no cached permissions
 
     return make

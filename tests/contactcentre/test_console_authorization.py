@@ -10,8 +10,7 @@ from django.utils import timezone
 from contactcentre import roles, services
 from contactcentre.models import Case, CaseEvent, CaseNote
 from partners.models import Custody, InboundMessage
-from tests.conftest import ensure_role
-from tests.factories import PartnerFactory
+from tests.factories import PartnerFactory, give_role
 from tracking.models import Activity, OutboundMessage, TrackingEvent
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +63,7 @@ def login_as(client, who, make_user):
         return
     user = make_user(f"user-{who.replace(' ', '-')}")
     if who != "no role":
-        user.groups.add(ensure_role(who))
+        give_role(user, who)
     client.force_login(user)
 
 

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
 from hub.wsgi import application
-from tests.conftest import ensure_role
-from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory, give_role
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
@@ -39,7 +38,8 @@ NOT_BATON_RULES = [schemathesis.checks.positive_data_acceptance, schemathesis.ch
 def credentials(db, django_user_model):
     staff = django_user_model.objects.create_user("fuzz-agent", "agent@example.com", "pw", is_staff=True)
     # Agent and operations: every console endpoint is reachable, so its 2xx paths are fuzzed too.
-    staff.groups.add(ensure_role("agent"), ensure_role("operations"))
+    give_role(staff, "agent")
+    give_role(staff, "operations")
     partner = PartnerFactory(slug="fuzz-fleet", adapter="native")
     PartnerFactory(slug="fuzz-courier")
     for i in range(3):
