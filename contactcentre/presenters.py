@@ -14,7 +14,7 @@ from contactcentre.models import CaseEvent
 from partners.models import InboundMessage
 from tracking.flags import describe
 from tracking.models import Activity, Shipment, TrackingEvent
-from tracking.services import custody_chain, flags_at
+from tracking.services import custody_chain, flags_at, proof_file_url
 
 # Case events that have no timeline activity of their own (the others are mirrored as activities).
 CASE_ONLY_ACTIONS = {"assigned": "took ownership of", "status": "changed the status of"}
@@ -144,18 +144,42 @@ def late_risk_percent(shipment: Shipment) -> int | None:
     return round(shipment.late_risk * 100) if shipment.late_risk is not None else None
 
 
-PROOF_LABELS = {"signed_by": "Signed by", "photo_url": "Photo", "signature_url": "Signature", "note": "Note"}
+PROOF_LABELS = {
+    "signed_by": "Received by",
+    "photo": "Photo",
+    "photo_url": "Photo",
+    "signature": "Signature",
+    "signature_url": "Signature",
+    "location": "Where it was delivered",
+    "note": "Note",
+}
+PROOF_FILES = {"photo", "signature", "photo_url", "signature_url"}
 
 
-def proof_items(proof: Any) -> list[tuple[str, str]]:
-    """Proof of delivery as label/value pairs (a partner may send any keys)."""
+@dataclass(frozen=True)
+class ProofItem:
+    label: str
+    text: str
+    url: str = ""
+
+
+def proof_items(proof: Any) -> list[ProofItem]:
+    """Proof of delivery in words; stored photos and signatures as links that expire."""
     if not isinstance(proof, dict):
         return []
-    return [
-        (PROOF_LABELS.get(key, key.replace("_", " ").capitalize()), str(value))
-        for key, value in proof.items()
-        if value
-    ]
+    items = []
+    for key, value in proof.items():
+        if not value:
+            continue
+        label = PROOF_LABELS.get(key, key.replace("_", " ").capitalize())
+        if key in PROOF_FILES and isinstance(value, str):
+            url = value if value.startswith("https://") else proof_file_url(value)
+            items.append(ProofItem(label, f"View the {label.lower()}", url))
+        elif isinstance(value, dict) and {"lat", "lng"} <= set(value):
+            items.append(ProofItem(label, f"{value['lat']:.5f}, {value['lng']:.5f}"))
+        else:
+            items.append(ProofItem(label, str(value)))
+    return items
 
 
 CASE_ACTION_WORDS = {
