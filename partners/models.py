@@ -143,6 +143,12 @@ class Custody(models.Model):
     group_reference = models.CharField(
         max_length=128, blank=True, db_index=True, help_text="Route or batch the job belongs to."
     )
+    vehicle_reference = models.CharField(
+        max_length=128,
+        blank=True,
+        db_index=True,
+        help_text="The partner's id of the vehicle the job rides on.",
+    )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     handed_off_by = models.ForeignKey(

@@ -132,7 +132,28 @@ class AssignmentSerializer(serializers.Serializer):
     partner_reference = serializers.CharField(
         max_length=128, help_text="The partner's own reference for the job."
     )
-    group_reference = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    group_reference = serializers.CharField(
+        max_length=128,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=(
+            "The partner's route or batch id (Onfleet route, Samsara route id). Route-level events reach "
+            "every job of the route that is held and not yet delivered, returned or cancelled at the "
+            "event's time. Learned from the partner's own stop events when left empty."
+        ),
+    )
+    vehicle_reference = serializers.CharField(
+        max_length=128,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=(
+            "The partner's id of the vehicle the job rides on (Samsara vehicle id). A telematics event "
+            "that names only the vehicle (a depot geofence exit) reaches that vehicle's jobs held and "
+            "not yet ended at the event's time."
+        ),
+    )
     started_at = MomentField(required=False, help_text="Defaults to now.")
 
 
@@ -141,4 +162,5 @@ class AssignmentResultSerializer(serializers.Serializer):
     partner = serializers.CharField(source="partner.slug")
     partner_reference = serializers.CharField()
     group_reference = serializers.CharField()
+    vehicle_reference = serializers.CharField()
     started_at = serializers.DateTimeField()

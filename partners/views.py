@@ -196,7 +196,7 @@ class HandOffView(PartnerAPIView):
             raise NotHeldError(exc) from None
         except services.HandOffError as exc:
             services.finish_message(message, REJECTED, str(exc))
-            raise exceptions.ValidationError({"to_reference": [str(exc)]}) from None
+            raise exceptions.ValidationError({exc.field: [str(exc)]}) from None
         services.finish_message(message, InboundMessage.State.PROCESSED, "", recorded=1)
         return Response(HandOffResultSerializer(custody).data, status=status.HTTP_201_CREATED)
 

@@ -238,6 +238,9 @@ class TrackingEvent(models.Model):
     sub_status = models.CharField(max_length=32, blank=True)
     raw_status = models.CharField(max_length=200, blank=True)
     occurred_at = models.DateTimeField()
+    timed = models.BooleanField(
+        default=True, help_text="False when the source gave no time and the receipt time stands in."
+    )
     received_at = models.DateTimeField()
     effective_at = models.DateTimeField(null=True, blank=True)
     latitude = models.FloatField(null=True, blank=True)

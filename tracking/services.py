@@ -48,6 +48,7 @@ def _as_fact(event: TrackingEvent) -> timeline.EventFact:
         kind=event.kind,
         occurred_at=event.occurred_at,
         received_at=event.received_at,
+        timed=event.timed,
         dedupe_key=event.dedupe_key,
         status=event.status or None,
         reason=event.reason or None,
@@ -60,10 +61,13 @@ def _as_fact(event: TrackingEvent) -> timeline.EventFact:
 
 
 def build_shipment_timeline(
-    shipment: Shipment, *, now: datetime | None = None
+    shipment: Shipment, *, now: datetime | None = None, events: Sequence[TrackingEvent] | None = None
 ) -> tuple[timeline.Timeline, list[TrackingEvent]]:
-    """Run the engine over everything stored for the shipment (two queries); return it with the rows."""
-    events = list(shipment.events.all())
+    """Run the engine over everything stored for the shipment (two queries); return it with the rows.
+
+    Pass `events` when every stored event of the shipment is loaded already, to save a query.
+    """
+    events = list(shipment.events.all()) if events is None else list(events)
     links = [
         timeline.CustodyLink(
             id=c.pk,
@@ -84,13 +88,13 @@ def build_shipment_timeline(
     ), events
 
 
-def reconcile_shipment(shipment: Shipment) -> Shipment:
+def reconcile_shipment(shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None) -> Shipment:
     """Recompute the timeline and persist it; the caller holds the shipment's row lock.
 
     Work is proportional to this shipment's events: it never scans other shipments.
     """
     before = changes.Snapshot.of(shipment)
-    result, events = build_shipment_timeline(shipment)
+    result, events = build_shipment_timeline(shipment, events=events)
     by_id = {e.pk: e for e in events}
     changed: list[TrackingEvent] = []
     for sequence, entry in enumerate(result.entries, start=1):
@@ -120,6 +124,11 @@ def reconcile_shipment(shipment: Shipment) -> Shipment:
     shipment.proof = dict(result.proof) if result.proof else None
     shipment.flags = list(result.flags)
     shipment.save(update_fields=[*Shipment.RECONCILED_FIELDS, "updated_at"])
+    if result.closes_custody_at is not None and result.custody_id is not None:
+        # The job has ended, so its holder's custody ends: route or vehicle events no longer reach it.
+        shipment.custody.filter(pk=result.custody_id, ended_at__isnull=True).update(
+            ended_at=result.closes_custody_at
+        )
     changes.publish(shipment, before)
     return shipment
 
@@ -146,14 +155,42 @@ def flags_at(
 
 
 def add_events_and_reconcile(shipment_id: int, rows: list[TrackingEvent]) -> Shipment:
-    """Store new facts for one shipment (duplicates dropped by the unique key) and reconcile it.
+    """Store new facts for one shipment and reconcile it; a fact already known gains the message as evidence.
 
     The row lock serialises workers that process events of the same shipment at the same time.
     """
     with transaction.atomic():
         shipment = Shipment.objects.select_for_update().get(pk=shipment_id)
-        TrackingEvent.objects.bulk_create(rows, ignore_conflicts=True)
-        return reconcile_shipment(shipment)
+        events = list(shipment.events.all())
+        # Every writer of a shipment's events holds this lock, so the known keys are all the keys.
+        created = TrackingEvent.objects.bulk_create(_keep_evidence(events, rows))
+        if any(event.pk is None for event in created):  # a backend that returns no ids
+            return reconcile_shipment(shipment)
+        return reconcile_shipment(shipment, events=[*events, *created])
+
+
+def _keep_evidence(known: Sequence[TrackingEvent], rows: Sequence[TrackingEvent]) -> list[TrackingEvent]:
+    """Return the rows that are new facts; a known fact reported again records the message as evidence.
+
+    One step is one entry whichever webhook type or topic reported it; every message stays linked.
+    """
+    by_key = {event.dedupe_key: event for event in known}
+    new: list[TrackingEvent] = []
+    changed: dict[int, TrackingEvent] = {}
+    for row in rows:
+        kept = by_key.get(row.dedupe_key)
+        if kept is None:
+            by_key[row.dedupe_key] = row
+            new.append(row)
+            continue
+        also = list((kept.details or {}).get("also_reported_in", []))
+        if row.message_id is not None and row.message_id != kept.message_id and row.message_id not in also:
+            kept.details = {**(kept.details or {}), "also_reported_in": [*also, row.message_id]}
+            if kept.pk is not None:
+                changed[kept.pk] = kept
+    if changed:
+        TrackingEvent.objects.bulk_update(list(changed.values()), ["details"])
+    return new
 
 
 def public_tracking(shipment: Shipment, *, proof_unlocked: bool = False) -> dict[str, Any]:

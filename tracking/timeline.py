@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ FLAG_REGRESSION = "regression"
 FLAG_CONFLICT = "conflict"
 FLAG_FAR_FROM_DESTINATION = "far_from_destination"
 FLAG_STALE_CUSTODIAN = "stale_custodian"
+FLAG_BEFORE_CUSTODY = "before_custody"
 
 # Only a tiebreak for facts at the same instant: the journey order is the likeliest true order.
 _JOURNEY_RANK: dict[str, int] = {
@@ -51,6 +53,8 @@ _OUTCOMES = frozenset(
         Status.AVAILABLE_FOR_PICKUP,
     }
 )
+# After these, an earlier ETA is no longer a promise anyone keeps.
+_SETBACKS = frozenset({Status.ATTEMPT_FAILED, Status.EXCEPTION})
 # After a cancellation the goods may still travel back: this is the only way on from a terminal.
 _RETURN_PATH: dict[str, int] = {Status.CANCELLED: 0, Status.RETURNING: 1, Status.RETURNED: 2}
 _EARTH_RADIUS_M = 6_371_008.8
@@ -84,6 +88,8 @@ class EventFact:
     longitude: float | None = None
     eta: datetime | None = None
     proof: Mapping[str, Any] | None = None
+    # False when the source gave no time for the fact and our receipt time stands in for it.
+    timed: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class Timeline:
     status_at: datetime | None
     last_event_at: datetime | None
     flags: tuple[str, ...]
+    # The job has ended (a terminal status) while the current custody is still open: close it then.
+    closes_custody_at: datetime | None = None
 
 
 @dataclass
@@ -147,7 +155,7 @@ def build_timeline(
 ) -> Timeline:
     """Reconcile events with custody links; the result depends only on the set of events."""
     links = sorted(custody, key=lambda link: (link.started_at, link.id))
-    rows = sorted((_place(fact, rules) for fact in _dedupe(events)), key=_sort_key)
+    rows = sorted(_place_all(_dedupe(events), rules), key=_sort_key)
     for row in rows:
         _check_custody(row, links)
 
@@ -163,7 +171,9 @@ def build_timeline(
             continue
         refusal = _refusal(status, locked, fact.status)
         if refusal is not None:
-            row.flags.add(refusal)
+            # An undated report we received after the job ended is a late echo, not a contradiction.
+            if fact.timed:
+                row.flags.add(refusal)
             row.applied = False
             continue
         if fact.status == status:
@@ -184,7 +194,21 @@ def build_timeline(
     applied = [row.fact for row in rows if row.applied]
     eta = None
     if current is not None and not terminal:
-        etas = [f.eta for f in applied if f.partner_id == partner_id and f.eta is not None]
+        # A failed attempt or an exception voids every promise made before it.
+        setbacks = [
+            row.effective_at
+            for row in rows
+            if row.applied and row.fact.kind == EventKind.STATUS and row.fact.status in _SETBACKS
+        ]
+        since = max(setbacks, default=None)
+        etas = [
+            row.fact.eta
+            for row in rows
+            if row.applied
+            and row.fact.partner_id == partner_id
+            and row.fact.eta is not None
+            and (since is None or row.effective_at >= since)
+        ]
         eta = etas[-1] if etas else None
 
     entries = tuple(
@@ -209,6 +233,11 @@ def build_timeline(
         status_at=status_at,
         last_event_at=rows[-1].effective_at if rows else None,
         flags=tuple(sorted(flags)),
+        closes_custody_at=(
+            max(status_at or current.started_at, current.started_at)
+            if terminal and current is not None and current.ended_at is None
+            else None
+        ),
     )
 
 
@@ -244,24 +273,56 @@ def _place(fact: EventFact, rules: Rules) -> _Row:
     return _Row(fact, fact.occurred_at)
 
 
+def _place_all(facts: Sequence[EventFact], rules: Rules) -> list[_Row]:
+    rows = [_place(fact, rules) for fact in facts]
+    # An undated fact stands at its receipt time, but never before a vendor-dated fact of the same
+    # source that reached us first: the source said that one before this one.
+    dated: dict[int | None, list[tuple[datetime, datetime]]] = {}
+    for row in rows:
+        if row.fact.timed:
+            dated.setdefault(row.fact.partner_id, []).append((row.fact.received_at, row.effective_at))
+    latest: dict[int | None, tuple[list[datetime], list[datetime]]] = {}
+    for partner_id, pairs in dated.items():
+        pairs.sort()
+        running: list[datetime] = []
+        for _received, at in pairs:
+            running.append(max(running[-1], at) if running else at)
+        latest[partner_id] = ([received for received, _at in pairs], running)
+    for row in rows:
+        if row.fact.timed or row.fact.partner_id not in latest:
+            continue
+        received, running = latest[row.fact.partner_id]
+        reached = bisect_right(received, row.fact.received_at)
+        if reached:
+            row.effective_at = max(row.effective_at, running[reached - 1])
+    return rows
+
+
 def _sort_key(row: _Row) -> tuple[datetime, int, str, str]:
     fact = row.fact
     rank = _JOURNEY_RANK.get(fact.status or "", len(_JOURNEY_RANK)) if fact.kind == EventKind.STATUS else -1
     return (row.effective_at, rank, fact.kind, fact.dedupe_key)
 
 
-def _covers(link: CustodyLink, at: datetime, earliest: bool) -> bool:
-    # The first link reaches back forever: a partner's first scan can predate our record of the assignment.
+def _covers(link: CustodyLink, at: datetime, earliest: bool, latest: bool) -> bool:
+    # The first link reaches back forever: a partner's first scan can predate our record of the
+    # assignment. The last one reaches forward: it closes only when the job ends, and its holder
+    # may still confirm or add proof afterwards (nobody else holds the job).
     started = earliest or link.started_at <= at
-    return started and (link.ended_at is None or at < link.ended_at)
+    return started and (latest or link.ended_at is None or at < link.ended_at)
 
 
 def _check_custody(row: _Row, links: Sequence[CustodyLink]) -> None:
     fact, at = row.fact, row.effective_at
-    covering = [link for i, link in enumerate(links) if _covers(link, at, i == 0)]
+    last = len(links) - 1
+    covering = [link for i, link in enumerate(links) if _covers(link, at, i == 0, i == last)]
     own = [link for link in covering if link.partner_id == fact.partner_id]
     held = (own or covering)[-1:]
     row.custody_id = held[0].id if held else None
+    # Dated before the first holder's custody began: kept (its first scan may predate our record of
+    # the assignment) but said. A later holder's early report is not its custodian's, flagged below.
+    if own and own[-1] is links[0] and at < links[0].started_at:
+        row.flags.add(FLAG_BEFORE_CUSTODY)
     # Hand-offs are kept whoever reports them: both sides of a hand-off are entitled to describe it.
     if fact.partner_id is None or own or fact.kind == EventKind.HANDOFF:
         return

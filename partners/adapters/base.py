@@ -71,7 +71,8 @@ class NormalizedEvent:
     `reference` is the partner's own reference for the job (the custody's `partner_reference`) or
     the merchant's reference; `alt_references` lists other identifiers of the same job (merchant
     reference in metadata, the original id of a cloned task or a return leg), tried in order.
-    With `applies_to_group`, the event concerns every open job of `group_reference` (a route).
+    With `applies_to_group`, the event concerns every job of `group_reference` (a route) or, when
+    that is empty, of `vehicle_reference` (a vehicle) that was held and not yet ended at the time.
     `occurred_at` is aware; None means the source gave no time (receipt time is used).
     `proof` uses the keys `signature_url`, `photo_urls` (a list) and `recipient_name` (first name).
     """
@@ -86,6 +87,7 @@ class NormalizedEvent:
     event_id: str = ""
     alt_references: tuple[str, ...] = ()
     group_reference: str = ""
+    vehicle_reference: str = ""
     applies_to_group: bool = False
     latitude: float | None = None
     longitude: float | None = None

@@ -84,7 +84,9 @@ class SamsaraAdapter(Adapter):
         event_type = str(payload.get("eventType") or headers.get("x-samsara-event-type", ""))
         data: dict[str, Any] = payload["data"]
         event_id = str(payload.get("eventId") or "")
-        when = parse_time(data.get("time") or payload.get("eventTime"), tz)
+        # The best time the message has: the data's own, the event's, then the signed send time.
+        sent = parse_time(headers.get("x-samsara-timestamp"), tz)
+        when = parse_time(data.get("time") or payload.get("eventTime"), tz) or sent
         route = data.get("route") or {}
         if event_type == "RouteStopArrival":
             stop = data.get("routeStopDetails") or {}
@@ -115,22 +117,25 @@ class SamsaraAdapter(Adapter):
                 if s.get("state") == "en route" and s.get("eta")
             ]
         if event_type == "GeofenceExit":
-            group = str(route.get("id") or (data.get("vehicle") or {}).get("id") or "")
+            # Vehicle-level: the route's jobs when the event names one, else the vehicle's.
+            group = str(route.get("id") or "")
+            vehicle = str((data.get("vehicle") or {}).get("id") or "")
+            if not group and not vehicle:
+                return []
             return [
                 NormalizedEvent(
-                    reference=group,
+                    reference=group or vehicle,
                     group_reference=group,
+                    vehicle_reference=vehicle,
                     applies_to_group=True,
                     status=STATUS_MAP[event_type],
                     raw_status=event_type,
-                    occurred_at=parse_time(payload.get("eventTime"), tz),
+                    occurred_at=when,
                     event_id=event_id,
                 )
             ]
         if event_type == "DocumentSubmitted":
-            return _document(
-                data.get("document") or {}, event_id, parse_time(payload.get("eventTime"), tz), tz
-            )
+            return _document(data.get("document") or {}, event_id, when, tz)
         return []
 
 

@@ -17,7 +17,11 @@ from tracking.services import reconcile_shipment
 
 
 class HandOffError(Exception):
-    """A hand-off that cannot be made as asked (for example to an unknown partner)."""
+    """A hand-off that cannot be made as asked; `field` names the request field that is wrong."""
+
+    def __init__(self, message: str, *, field: str = "to_reference") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def assign_shipment(
@@ -26,6 +30,7 @@ def assign_shipment(
     partner: Partner,
     partner_reference: str,
     group_reference: str = "",
+    vehicle_reference: str = "",
     started_at: datetime | None = None,
 ) -> Custody:
     """Give the shipment to a partner (ending the current holder's custody) and replay its backlog."""
@@ -34,6 +39,12 @@ def assign_shipment(
         locked = Shipment.objects.select_for_update().get(pk=shipment.pk)
         current = locked.custody.open().first()
         if current and (current.partner_id, current.partner_reference) == (partner.pk, partner_reference):
+            changed = {"group_reference": group_reference, "vehicle_reference": vehicle_reference}
+            changed = {k: v for k, v in changed.items() if v and getattr(current, k) != v}
+            if changed:  # the same job moved to another route or van
+                for name, value in changed.items():
+                    setattr(current, name, value)
+                current.save(update_fields=list(changed))
             return current
         if current:
             current.ended_at = max(moment, current.started_at)
@@ -43,6 +54,7 @@ def assign_shipment(
             shipment=locked,
             partner_reference=partner_reference,
             group_reference=group_reference,
+            vehicle_reference=vehicle_reference,
             started_at=moment,
         )
         reconcile_shipment(locked)
@@ -67,15 +79,24 @@ def hand_off(
     if held is None or held.ended_at is not None:
         raise NotHeld([reference])
     if to_partner.pk == partner.pk:
-        raise HandOffError("a partner cannot hand a shipment to itself")
+        raise HandOffError("a partner cannot hand a shipment to itself", field="to_partner")
     with transaction.atomic():
         shipment = Shipment.objects.select_for_update().get(pk=held.shipment_id)
         current = shipment.custody.open().first()
         if current is None or current.pk != held.pk:
             raise NotHeld([reference])
-        if moment < current.started_at:
-            raise HandOffError("occurred_at is before this partner's custody began")
-        current.ended_at = moment
+        # As with events: the first holder's report may predate our record of its custody (kept and
+        # flagged `before_custody`); a later holder did not have the job yet, so that is refused.
+        if (
+            moment < current.started_at
+            and shipment.custody.filter(started_at__lt=current.started_at).exists()
+        ):
+            raise HandOffError(
+                f"occurred_at is before this partner's custody began ({current.started_at.isoformat()})",
+                field="occurred_at",
+            )
+        boundary = max(moment, current.started_at)
+        current.ended_at = boundary
         current.save(update_fields=["ended_at"])
         try:
             with transaction.atomic():
@@ -83,7 +104,7 @@ def hand_off(
                     partner=to_partner,
                     shipment=shipment,
                     partner_reference=to_reference,
-                    started_at=moment,
+                    started_at=boundary,
                     handed_off_by=current,
                     group_reference="",
                 )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from partners.adapters.base import NormalizedEvent
+from django.db.models import Q
+
+from partners.adapters.base import EventKind, NormalizedEvent
 from partners.models import Custody, InboundMessage, Partner
 from tracking.models import TrackingEvent
 from tracking.services import add_events_and_reconcile
@@ -53,17 +54,13 @@ def find_custodies(partner: Partner, references: Iterable[str]) -> dict[str, Cus
     return found
 
 
-def match_events(partner: Partner, events: Sequence[NormalizedEvent]) -> Matched:
+def match_events(partner: Partner, events: Sequence[NormalizedEvent], *, received_at: datetime) -> Matched:
     matched = Matched()
     custodies = find_custodies(partner, (r for e in events for r in e.references))
-    groups = {e.group_reference for e in events if e.applies_to_group and e.group_reference}
-    group_members: dict[str, list[Custody]] = defaultdict(list)
-    if groups:
-        for custody in Custody.objects.open().filter(partner=partner, group_reference__in=groups):
-            group_members[custody.group_reference].append(custody)
+    fleet = _fleet_custodies(partner, [e for e in events if e.applies_to_group], received_at=received_at)
     for event in events:
         if event.applies_to_group:
-            targets = group_members.get(event.group_reference, [])
+            targets = _held_by_group(fleet, event, event.occurred_at or received_at)
         else:
             hit = next((custodies[r] for r in event.references if r in custodies), None)
             targets = [hit] if hit else []
@@ -75,6 +72,37 @@ def match_events(partner: Partner, events: Sequence[NormalizedEvent]) -> Matched
     return matched
 
 
+def _fleet_custodies(
+    partner: Partner, events: Sequence[NormalizedEvent], *, received_at: datetime
+) -> list[Custody]:
+    """The partner's custodies on the routes or vehicles the events name, held at any of their times."""
+    if not events:
+        return []
+    groups = {e.group_reference for e in events if e.group_reference}
+    vehicles = {e.vehicle_reference for e in events if e.vehicle_reference and not e.group_reference}
+    earliest = min(e.occurred_at or received_at for e in events)
+    return list(
+        Custody.objects.filter(partner=partner)
+        .filter(Q(group_reference__in=groups) | Q(vehicle_reference__in=vehicles))
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=earliest))
+    )
+
+
+def _held_by_group(fleet: Sequence[Custody], event: NormalizedEvent, at: datetime) -> list[Custody]:
+    # Custody ends when the job ends, so a route's or van's later events skip yesterday's deliveries.
+    return [
+        custody
+        for custody in fleet
+        if (
+            custody.group_reference == event.group_reference
+            if event.group_reference
+            else custody.vehicle_reference == event.vehicle_reference
+        )
+        and custody.started_at <= at
+        and (custody.ended_at is None or at < custody.ended_at)
+    ]
+
+
 def _learn_group_references(matched: Matched) -> None:
     """A stop event names its route: remember it so later route-wide events reach the stop."""
     for pairs in matched.by_shipment.values():
@@ -84,10 +112,24 @@ def _learn_group_references(matched: Matched) -> None:
                 Custody.objects.filter(pk=custody.pk).update(group_reference=event.group_reference)
 
 
-def dedupe_key(partner_id: int | None, event: NormalizedEvent, *, fallback: str) -> str:
-    """The partner's event id where it has one, else a fingerprint of the fact itself."""
+def dedupe_key(
+    partner_id: int | None, event: NormalizedEvent, *, fallback: str, custody_id: int | None = None
+) -> str:
+    """What makes two reports one fact: for a status, its meaning; else the partner's event id or the fact.
+
+    A status is one step per custody, canonical status and reason at the vendor's time, whichever
+    webhook type or topic carried it; with no vendor time, per the vendor's event id, and with
+    neither, one step per custody, status and reason (a repeat says nothing new).
+    """
+    holder = ["custody", custody_id] if custody_id is not None else ["partner", partner_id]
     basis: list[object]
-    if event.event_id:
+    if event.kind == EventKind.STATUS and event.status:
+        if event.occurred_at is not None:
+            when: object = event.occurred_at.isoformat()
+        else:
+            when = ["id", event.event_id] if event.event_id else "untimed"
+        basis = ["step", *holder, event.status, event.reason or "", when]
+    elif event.event_id:
         basis = ["id", partner_id, event.event_id, event.kind, event.status or ""]
     else:
         basis = [
@@ -115,6 +157,7 @@ def event_row(
     received_at: datetime,
     fallback_key: str,
     details: Mapping[str, object] | None = None,
+    custody_id: int | None = None,
 ) -> TrackingEvent:
     return TrackingEvent(
         shipment_id=shipment_id,
@@ -126,6 +169,7 @@ def event_row(
         sub_status=event.sub_status,
         raw_status=event.raw_status[:200],
         occurred_at=event.occurred_at or received_at,
+        timed=event.occurred_at is not None,
         received_at=received_at,
         latitude=event.latitude,
         longitude=event.longitude,
@@ -134,7 +178,9 @@ def event_row(
         note=event.note,
         details=dict(details or {}),
         event_id=event.event_id[:200],
-        dedupe_key=dedupe_key(partner.pk if partner else None, event, fallback=fallback_key),
+        dedupe_key=dedupe_key(
+            partner.pk if partner else None, event, fallback=fallback_key, custody_id=custody_id
+        ),
     )
 
 
@@ -142,7 +188,7 @@ def record_events(
     partner: Partner, events: Sequence[NormalizedEvent], *, message: InboundMessage
 ) -> list[NormalizedEvent]:
     """Record a message's events on the shipments they match; return those that matched none."""
-    matched = match_events(partner, events)
+    matched = match_events(partner, events, received_at=message.received_at)
     # Events with no time of their own are fingerprinted by the bytes that carried them, so a
     # byte-identical redelivery days later is still the same fact.
     index = {id(e): i for i, e in enumerate(events)}
@@ -155,8 +201,9 @@ def record_events(
                 message=message,
                 received_at=message.received_at,
                 fallback_key=f"{message.content_hash}:{index[id(event)]}",
+                custody_id=custody.pk,
             )
-            for event, _custody in matched.by_shipment[shipment_id]
+            for event, custody in matched.by_shipment[shipment_id]
         ]
         add_events_and_reconcile(shipment_id, rows)
     return matched.unmatched

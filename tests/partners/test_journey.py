@@ -142,7 +142,7 @@ def check_the_timeline(agent_client):
     assert chain == [
         ("northside-fleet", "NSF-5531", False),
         ("onfleet-ldn", ONFLEET_TASK, False),
-        ("gophr-ldn", GOPHR_JOB, True),
+        ("gophr-ldn", GOPHR_JOB, False),  # its custody closed with the delivery
     ]
     fleet_link, onfleet_link, gophr_link = detail["custody_chain"]
     assert fleet_link["handed_off_by"] is None
@@ -152,6 +152,7 @@ def check_the_timeline(agent_client):
         "2025-06-12T11:35:00+01:00",
         "2025-06-12T13:30:00+01:00",
     )
+    assert gophr_link["ended_at"] is not None
     assert (detail["status"], detail["current_partner"]) == ("delivered", "gophr-ldn")
 
     timeline = agent_client.get(f"/api/v1/shipments/{REFERENCE}/timeline").json()

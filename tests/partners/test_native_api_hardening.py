@@ -109,11 +109,17 @@ def test_a_refused_request_frees_its_idempotency_key(custody, partner_client):
 # --- limits ---------------------------------------------------------------------------------------------
 
 
+STEPS = ("picked_up", "in_transit", "out_for_delivery")
+
+
 def test_batch_at_the_cap_is_accepted_and_one_more_is_refused(custody, partner_client, settings):
     settings.BATON = {**settings.BATON, "MAX_BATCH_EVENTS": 3}
     client = partner_client(custody.partner)
 
-    at_cap = post(client, EVENTS_URL, {"events": [event(event_id=str(i)) for i in range(3)]})
+    # Three steps: the same status at the same time would be one step, whatever its event id.
+    at_cap = post(
+        client, EVENTS_URL, {"events": [event(event_id=str(i), status=s) for i, s in enumerate(STEPS)]}
+    )
     over = post(client, EVENTS_URL, {"events": [event(event_id=f"x{i}") for i in range(4)]})
 
     assert at_cap.status_code == 202

@@ -104,7 +104,8 @@ def test_a_job_handed_from_fleet_to_3pl_to_gig_courier_to_another_courier_shows_
         ("own-fleet", "VAN-1", minutes(0), minutes(60), minutes(60), False),
         ("hub-3pl", "3PL-9", minutes(60), minutes(120), minutes(120), False),
         ("zoom-gig", "ZG-5", minutes(120), minutes(150), minutes(150), False),
-        ("bike-co", "BK-2", minutes(150), None, minutes(175), True),
+        # The job ended with the delivery, and so did the last custody.
+        ("bike-co", "BK-2", minutes(150), minutes(175), minutes(175), False),
     ]
     # Each link names the one that handed the job on to it.
     assert [link["handed_off_by"] for link in chain] == [None, *(link["id"] for link in chain[:-1])]
@@ -222,22 +223,48 @@ def test_a_handoff_to_oneself_is_a_400(partner_client, chain_partners, with_the_
 
     assert response.status_code == 400
     assert "itself" in str(response.json())
+    assert list(response.json()["fields"]) == ["to_partner"]
     assert_nothing_changed()
 
 
-def test_a_handoff_dated_before_the_holder_got_the_job_is_a_400(
+def test_the_first_holders_handoff_dated_before_its_custody_is_kept_and_flagged_like_its_events(
+    agent_client, partner_client, chain_partners, with_the_fleet
+):
+    fleet = partner_client(chain_partners["fleet"])
+    report(fleet, "VAN-1", "picked_up", MORNING - timedelta(hours=2))
+
+    response = hand_off(
+        fleet, "VAN-1", "zoom-gig", "ZG-1", occurred_at=(MORNING - timedelta(hours=1)).isoformat()
+    )
+
+    assert response.status_code == 201
+    # The chain stays in order: the receiver's custody starts where the fleet's began.
+    assert when(response.json()["started_at"]) == MORNING
+    entries = agent_client.get("/api/v1/shipments/ORD-CHAIN/timeline").json()["entries"]
+    assert [(e["kind"], e["applied"], e["flags"]) for e in entries] == [
+        ("status", True, ["before_custody"]),
+        ("handoff", True, ["before_custody"]),
+    ]
+
+
+def test_a_later_holders_handoff_dated_before_its_custody_is_a_400_naming_occurred_at(
     partner_client, chain_partners, with_the_fleet
 ):
+    fleet = partner_client(chain_partners["fleet"])
+    with time_machine.travel(minutes(60), tick=False):
+        assert hand_off(fleet, "VAN-1", "hub-3pl", "3PL-9").status_code == 201
+
     response = hand_off(
-        partner_client(chain_partners["fleet"]),
-        "VAN-1",
+        partner_client(chain_partners["3pl"]),
+        "3PL-9",
         "zoom-gig",
         "ZG-1",
-        occurred_at=(MORNING - timedelta(hours=1)).isoformat(),
+        occurred_at=minutes(30).isoformat(),
     )
 
     assert response.status_code == 400
-    assert_nothing_changed()
+    assert list(response.json()["fields"]) == ["occurred_at"]
+    assert list(Custody.objects.open().values_list("partner__slug", flat=True)) == ["hub-3pl"]
 
 
 def test_a_handoff_under_a_reference_the_receiver_already_uses_for_an_open_job_is_a_400(

@@ -15,8 +15,8 @@ from tracking.models import Shipment, TrackingEvent
 # Processing one stored message that carries one event, as a worker does it:
 #   1 load the message with its partner     2 count the attempt
 #   3 find the partner's custody            4 BEGIN
-#   5 lock the shipment row (FOR UPDATE)    6 insert the event (duplicates dropped)
-#   7 load the shipment's events            8 load the shipment's custody chain
+#   5 lock the shipment row (FOR UPDATE)    6 load the shipment's events (known facts)
+#   7 insert the new event                  8 load the shipment's custody chain
 #   9 update the entries whose place changed 10 save the shipment's reconciled state
 #  11 COMMIT                                12 mark the message processed
 # The same on SQLite and PostgreSQL.

@@ -12,7 +12,8 @@ from tracking.models import Shipment, TrackingEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MORNING = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+# Half a day ago, after the custody fixture began (a day ago): the stories never depend on the date.
+MORNING = (datetime.now(UTC) - timedelta(hours=12)).replace(second=0, microsecond=0)
 STUART_TOKEN = "stuart-webhook-token-0042"
 # The shipment factory's destination (10 Downing Street) and a point 3 km due north of it.
 DOOR = (51.5034, -0.1276)

@@ -5,6 +5,7 @@ from typing import Any
 
 from tracking.statuses import SUB_STATUS_AT_PICKUP, EventKind, Reason, Status
 from tracking.timeline import (
+    FLAG_BEFORE_CUSTODY,
     FLAG_CLOCK_SKEW,
     FLAG_CONFLICT,
     FLAG_FAR_FROM_DESTINATION,
@@ -598,3 +599,77 @@ def test_a_big_shuffled_journey_gives_one_answer():
     for _ in range(50):
         shuffled = rng.sample(events, len(events))
         assert build_timeline(shuffled, custody, destination=DESTINATION, now=at(500)) == expected
+
+
+# --- Wave-1 follow-ups (issue 9) ------------------------------------------------------------------
+
+
+def test_a_failed_attempt_voids_the_eta_promised_before_it():
+    events = [
+        fact(Status.OUT_FOR_DELIVERY, minute=0, eta=at(120)),
+        fact(Status.ATTEMPT_FAILED, minute=125, reason=Reason.RECIPIENT_NOT_HOME),
+    ]
+
+    assert build_timeline(events, FLEET_ONLY).eta is None
+
+
+def test_an_exception_voids_the_eta_but_a_later_promise_stands():
+    events = [
+        fact(kind=EventKind.ETA, minute=0, eta=at(120)),
+        fact(Status.EXCEPTION, minute=30, reason=Reason.VEHICLE_ISSUE),
+        fact(kind=EventKind.ETA, minute=40, eta=at(200)),
+    ]
+
+    assert build_timeline(events, FLEET_ONLY).eta == at(200)
+
+
+def test_the_job_ending_closes_the_open_custody_at_that_moment():
+    events = [fact(Status.PICKED_UP, minute=10), fact(Status.DELIVERED, minute=50)]
+
+    assert build_timeline(events, FLEET_ONLY).closes_custody_at == at(50)
+    assert build_timeline(events[:1], FLEET_ONLY).closes_custody_at is None
+    assert build_timeline(events, [link(1, FLEET, 0, 50)]).closes_custody_at is None
+
+
+def test_the_last_holder_may_still_report_after_its_custody_closed_with_the_job():
+    proof = fact(kind=EventKind.PROOF, minute=55, proof={"photo_urls": ["p.jpg"]})
+    events = [fact(Status.DELIVERED, minute=50), proof]
+
+    timeline = build_timeline(events, [link(1, FLEET, 0, 50)])
+
+    assert entry_for(timeline, proof).applied is True
+    assert entry_for(timeline, proof).flags == ()
+    assert timeline.custody_id == 1
+
+
+def test_an_event_dated_before_the_first_custody_began_is_kept_and_flagged():
+    early = fact(Status.PICKED_UP, minute=-30)
+
+    timeline = build_timeline([early], [link(1, FLEET, 0)])
+
+    assert entry_for(timeline, early).applied is True
+    assert entry_for(timeline, early).flags == (FLAG_BEFORE_CUSTODY,)
+
+
+def test_an_undated_report_stands_after_the_dated_ones_the_source_sent_before_it():
+    # The vendor's clock runs a little ahead; the undated delivery reached us after the dated step.
+    dated = fact(Status.OUT_FOR_DELIVERY, minute=12, received=10)
+    undated = fact(Status.DELIVERED, minute=11, received=11, timed=False)
+
+    timeline = build_timeline([dated, undated], FLEET_ONLY)
+
+    assert timeline.status == Status.DELIVERED
+    assert [e.event_id for e in timeline.entries] == [dated.id, undated.id]
+    assert all(e.flags == () and e.applied for e in timeline.entries)
+
+
+def test_an_undated_retry_days_later_is_no_regression():
+    delivered = fact(Status.DELIVERED, minute=60)
+    retried = fact(Status.OUT_FOR_DELIVERY, minute=3 * 24 * 60, timed=False)
+
+    timeline = build_timeline([delivered, retried], FLEET_ONLY)
+
+    assert timeline.status == Status.DELIVERED
+    assert entry_for(timeline, retried).applied is False
+    assert entry_for(timeline, retried).flags == ()
+    assert timeline.flags == ()

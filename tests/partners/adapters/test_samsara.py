@@ -155,10 +155,10 @@ def test_geofence_exit_means_out_for_delivery_for_every_stop_of_the_route():
     assert event.group_reference == event.reference == "2891001122"
 
 
-def test_geofence_exit_without_route_falls_back_to_the_vehicle_as_group():
+def test_geofence_exit_without_route_names_the_vehicle():
     (event,) = parse(extra("GeofenceExit_vehicle_only.json"))
     assert event.applies_to_group is True
-    assert event.group_reference == "281474982109331"
+    assert (event.group_reference, event.vehicle_reference) == ("", "281474982109331")
 
 
 def test_webhooks_1_alerts_and_unknown_event_types_are_ignored():
