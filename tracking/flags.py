@@ -21,6 +21,7 @@ class Flag(models.TextChoices):
     NOT_CUSTODIAN = "not_custodian", _("Report from a partner that never held it")
     REGRESSION = "regression", _("Report after the job was finished")
     STALE_CUSTODIAN = "stale_custodian", _("Holder silent")
+    BEFORE_CUSTODY = "before_custody", _("Reported before the holder's custody began")
     ETA_PASSED = "eta_passed", _("ETA passed")
     LATE_RISK = "late_risk", _("At risk of being late")
     UNACKNOWLEDGED = "unacknowledged", _("Holder never acknowledged")
@@ -38,6 +39,9 @@ EXPLANATIONS: dict[str, StrOrPromise] = {
     ),
     Flag.REGRESSION: _("A report tried to move a finished job back; it is kept and not applied."),
     Flag.STALE_CUSTODIAN: _("The partner holding the job has been silent longer than expected."),
+    Flag.BEFORE_CUSTODY: _(
+        "The first holder reported a time before its assignment was recorded; it is applied, check the clock."
+    ),
     Flag.ETA_PASSED: _("The latest estimated time of arrival is in the past and the job is not finished."),
     Flag.LATE_RISK: _("Baton predicts the promised delivery window will likely be missed."),
     Flag.UNACKNOWLEDGED: _("The job was assigned or handed on and the new holder has not reported since."),

@@ -21,7 +21,7 @@ def close_custody_of_ended_jobs(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("partners", "0002_initial"),
-        ("tracking", "0002_event_timed"),
+        ("tracking", "0003_event_timed"),
     ]
 
     operations = [
