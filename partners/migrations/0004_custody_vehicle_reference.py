@@ -20,7 +20,7 @@ def close_custody_of_ended_jobs(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("partners", "0002_initial"),
+        ("partners", "0003_driver_links"),
         ("tracking", "0003_event_timed"),
     ]
 
