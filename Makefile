@@ -1,13 +1,21 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test lint venv worker beat
+.PHONY: run test lint venv lock worker beat
+
+# `PORT=8123 make run` serves there; the links the demo prints follow (hub/settings.py reads PORT).
+PORT ?= 8000
+export PORT
 
 venv:
 	@scripts/venv.sh
 
+# Re-resolve requirements*.lock from pyproject.toml (add `ARGS=--upgrade` to take new releases).
+lock:
+	@scripts/lock.sh $(ARGS)
+
 run: venv
 	.venv/bin/python manage.py migrate --no-input
 	.venv/bin/python manage.py demo
-	.venv/bin/python manage.py runserver 127.0.0.1:8000
+	.venv/bin/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: venv
 	.venv/bin/python -m pytest

@@ -67,20 +67,52 @@ PARTNERS = [
     ("bigbox-3pl", "BigBox 3PL", Partner.Kind.SUBCONTRACTOR),
     ("parcelnet", "ParcelNet", Partner.Kind.CARRIER),
 ]
-JOURNEYS = {
-    "delivered": ["info_received", "assigned", "picked_up", "out_for_delivery", "arriving", "delivered"],
-    "out": ["info_received", "assigned", "picked_up", "out_for_delivery"],
-    "failed": ["info_received", "assigned", "picked_up", "out_for_delivery", "attempt_failed"],
-    "redelivered": [
-        "info_received",
-        "picked_up",
-        "out_for_delivery",
-        "attempt_failed",
-        "out_for_delivery",
-        "delivered",
-    ],
-    "transit": ["info_received", "in_transit"],
-    "exception": ["info_received", "picked_up", "exception"],
+# What happens after the pick-up in each kind of day a job can have.
+AFTER_PICKUP = {
+    "delivered": ["out_for_delivery", "arriving", "delivered"],
+    "out for delivery": ["out_for_delivery"],
+    "failed attempt": ["out_for_delivery", "attempt_failed"],
+    "redelivered": ["out_for_delivery", "attempt_failed", "out_for_delivery", "delivered"],
+    "in transit": ["in_transit"],
+    "exception": ["in_transit", "exception"],
+}
+# Every story the demo tells, with the status it ends in and the flag it must raise (if any).
+STORIES: dict[str, tuple[str, str | None]] = {
+    "pending": ("pending", None),
+    "carrier in transit": ("in_transit", None),
+    "carrier out for delivery": ("out_for_delivery", None),
+    "carrier delivered": ("delivered", None),
+    **{f"fleet {name}": (steps[-1], None) for name, steps in AFTER_PICKUP.items()},
+    "handed off, contractor silent": ("picked_up", None),
+    **{
+        f"subcontracted {name}": (steps[-1], None)
+        for name, steps in AFTER_PICKUP.items()
+        if name not in ("in transit", "exception")
+    },
+    "former holder reports after hand-off": ("delivered", "former_custodian"),
+    "conflicting reports": ("delivered", "conflict"),
+    "delivered far from the address": ("delivered", "far_from_destination"),
+}
+# How often each story comes up after the first of each (weights out of 100).
+WEIGHTS = {
+    "pending": 6,
+    "carrier in transit": 3,
+    "carrier out for delivery": 3,
+    "carrier delivered": 3,
+    "fleet delivered": 12,
+    "fleet out for delivery": 8,
+    "fleet failed attempt": 5,
+    "fleet redelivered": 4,
+    "fleet in transit": 6,
+    "fleet exception": 5,
+    "handed off, contractor silent": 10,
+    "subcontracted delivered": 12,
+    "subcontracted out for delivery": 7,
+    "subcontracted failed attempt": 5,
+    "subcontracted redelivered": 4,
+    "former holder reports after hand-off": 2,
+    "conflicting reports": 3,
+    "delivered far from the address": 2,
 }
 
 
@@ -92,6 +124,7 @@ class DemoResult:
     username: str
     password: str
     tracking_links: list[tuple[str, str, str]]
+    stories: dict[str, str]  # shipment reference -> its label in STORIES
 
 
 class PartnerDoor:
@@ -134,11 +167,12 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
         doors[slug] = PartnerDoor(partner, key)
 
     links: list[tuple[str, str, str]] = []
+    stories: dict[str, str] = {}
     for number in range(shipments):
         street, postcode, lat, lng = rng.choice(STREETS)
         window_start = start_of_day + timedelta(hours=rng.randint(1, 11))
         shipment, token = create_shipment(
-            reference=f"NW-{20261123}-{number:04d}",
+            reference=f"NW-{now:%Y%m%d}-{number:04d}",
             customer_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
             customer_email=f"customer{number}@example.com",
             customer_phone=f"+44 7700 9{number:05d}",
@@ -150,8 +184,14 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
             promised_until=window_start + timedelta(hours=2),
             allow_cancel=number % 3 == 0,
         )
-        story = replay_story(shipment, number, rng, doors, start_of_day, now)
-        if len(links) < 6 and story not in {link[1] for link in links}:
+        # The first shipments tell every story once, so even a small demo shows each of them.
+        labels = list(STORIES)
+        story = (
+            labels[number] if number < len(labels) else rng.choices(labels, [WEIGHTS[k] for k in labels])[0]
+        )
+        replay_story(shipment, story, number, rng, doors, start_of_day, now)
+        stories[shipment.reference] = story
+        if len(links) < 8 and story not in {link[1] for link in links}:
             links.append((shipment.reference, story, token))
 
     username, password = "agent", secrets.token_urlsafe(9)
@@ -167,91 +207,98 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
         username=username,
         password=password,
         tracking_links=links,
+        stories=stories,
     )
 
 
 def replay_story(
     shipment: Shipment,
+    story: str,
     number: int,
     rng: random.Random,
     doors: dict[str, PartnerDoor],
     start: datetime,
     now: datetime,
-) -> str:
-    """One shipment's day: who held it, what they reported, whether they went quiet."""
-    roll = rng.random()
-    fleet = doors["northwind-fleet"]
-    if 0.06 <= roll < 0.15:  # a parcel carrier takes it from the start
-        carrier = doors["parcelnet"]
-        assign_shipment(
-            shipment, partner=carrier.partner, partner_reference=f"PN{number:08d}GB", started_at=start
-        )
+) -> None:
+    """One shipment's day as its story says: who held it, what they reported, whether they went quiet."""
+    if story.startswith("carrier "):  # a parcel carrier takes it from the start
+        carrier, reference = doors["parcelnet"], f"PN{number:08d}GB"
+        assign_shipment(shipment, partner=carrier.partner, partner_reference=reference, started_at=start)
         report(
             carrier,
-            f"PN{number:08d}GB",
-            JOURNEYS[rng.choice(["transit", "delivered", "out"])],
+            reference,
+            ["info_received", *AFTER_PICKUP[story.removeprefix("carrier ")]],
             start,
             now,
             rng,
         )
-        return "carrier"
-    assign_shipment(shipment, partner=fleet.partner, partner_reference=f"NWF-{number:04d}", started_at=start)
-    if roll < 0.06:
-        return "pending"
-    # The fleet picks up, then subcontracts a third of its jobs: the blind spot Baton exists for.
-    picked_up_at = report(
-        fleet, f"NWF-{number:04d}", ["info_received", "assigned", "picked_up"], start, now, rng
-    )
-    if roll < 0.55:
-        name = rng.choice(list(JOURNEYS))
-        report(
-            fleet,
-            f"NWF-{number:04d}",
-            JOURNEYS[name][3:] or ["in_transit"],
-            picked_up_at,
-            now,
-            rng,
-        )
-        return f"fleet {name}"
+        return
+    fleet, fleet_ref = doors["northwind-fleet"], f"NWF-{number:04d}"
+    assign_shipment(shipment, partner=fleet.partner, partner_reference=fleet_ref, started_at=start)
+    if story == "pending":
+        return
+    picked_up_at = report(fleet, fleet_ref, ["info_received", "assigned", "picked_up"], start, now, rng)
+    if story.startswith("fleet "):
+        report(fleet, fleet_ref, AFTER_PICKUP[story.removeprefix("fleet ")], picked_up_at, now, rng)
+        return
+    # The fleet subcontracts the rest: the blind spot Baton exists for.
     courier_slug = rng.choice(["swift-couriers", "zoomgig", "bigbox-3pl"])
-    courier = doors[courier_slug]
+    courier, courier_ref = doors[courier_slug], f"{courier_slug[:3].upper()}-{number:05d}"
     handoff_at = picked_up_at + timedelta(minutes=rng.randint(5, 60))
+    if story == "conflicting reports":  # the fleet's driver says the attempt failed just before handing on
+        report(fleet, fleet_ref, ["attempt_failed"], handoff_at - timedelta(minutes=12), now, rng, gap=(1, 2))
     fleet.post(
         "/api/partner/v1/handoffs",
         {
-            "reference": f"NWF-{number:04d}",
+            "reference": fleet_ref,
             "to_partner": courier_slug,
-            "to_reference": f"{courier_slug[:3].upper()}-{number:05d}",
+            "to_reference": courier_ref,
             "occurred_at": handoff_at.isoformat(),
             "note": "Overflow: subcontracted",
         },
     )
-    if roll < 0.65:
-        return "handed off, contractor silent"
-    name = rng.choice(["delivered", "delivered", "out", "failed", "redelivered"])
-    steps = ["out_for_delivery", *JOURNEYS[name][4:]] if name != "out" else ["out_for_delivery"]
-    report(
+    if story == "handed off, contractor silent":
+        return
+    name = story.removeprefix("subcontracted ") if story.startswith("subcontracted ") else "delivered"
+    steps = AFTER_PICKUP[name]
+    if story == "conflicting reports":
+        steps = ["delivered"]
+    far = (shipment.latitude or 0) + 0.03 if story == "delivered far from the address" else None
+    delivered_at = report(
         courier,
-        f"{courier_slug[:3].upper()}-{number:05d}",
+        courier_ref,
         steps,
-        handoff_at + timedelta(minutes=5),
+        handoff_at,
         now,
         rng,
+        gap=(1, 3) if story == "conflicting reports" else (10, 50),
+        delivered_at_latitude=far,
+        longitude=shipment.longitude,
     )
-    if roll > 0.97:  # the former holder reports after the hand-off: kept and flagged
-        report(fleet, f"NWF-{number:04d}", ["out_for_delivery"], now - timedelta(minutes=20), now, rng)
-    return f"subcontracted {name}"
+    if story == "former holder reports after hand-off":  # kept and flagged, changes nothing
+        report(
+            fleet, fleet_ref, ["out_for_delivery"], max(delivered_at, now - timedelta(minutes=30)), now, rng
+        )
 
 
 def report(
-    door: PartnerDoor, reference: str, statuses: list[str], start: datetime, now: datetime, rng: random.Random
+    door: PartnerDoor,
+    reference: str,
+    statuses: list[str],
+    start: datetime,
+    now: datetime,
+    rng: random.Random,
+    *,
+    gap: tuple[int, int] = (10, 50),
+    delivered_at_latitude: float | None = None,
+    longitude: float | None = None,
 ) -> datetime:
-    """Report the statuses in order from `start`; return when the last one happened."""
+    """Report the statuses in order from `start` (minutes apart); return when the last one happened."""
     moment = start
     events = []
     for index, status in enumerate(statuses):
         moment = min(
-            moment + timedelta(minutes=rng.randint(10, 50)), now - timedelta(minutes=len(statuses) - index)
+            moment + timedelta(minutes=rng.randint(*gap)), now - timedelta(minutes=len(statuses) - index)
         )
         event: dict[str, Any] = {
             "reference": reference,
@@ -265,6 +312,8 @@ def report(
             event["reason"] = rng.choice(["damaged", "vehicle_issue", "weather"])
         if status == "out_for_delivery":
             event["eta"] = (moment + timedelta(minutes=rng.randint(20, 90))).isoformat()
+        if status == "delivered" and delivered_at_latitude is not None:
+            event["location"] = {"lat": delivered_at_latitude, "lng": longitude}
         events.append(event)
     if rng.random() < 0.5:
         door.post("/api/partner/v1/events", {"events": events})

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 API_KEY_CACHE_SECONDS = 10
 _api_key_cache: dict[str, tuple[Partner | None, float]] = {}
@@ -171,7 +172,11 @@ class Custody(models.Model):
                 name="custody_open_reference_unique",
             ),
         ]
-        indexes = [models.Index(fields=["partner", "partner_reference"], name="custody_partner_ref")]
+        indexes = [
+            models.Index(fields=["partner", "partner_reference"], name="custody_partner_ref"),
+            # Agents search partner references whatever their case.
+            models.Index(Upper("partner_reference"), name="custody_reference_upper"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.partner} holds {self.shipment_id} as {self.partner_reference}"

@@ -23,8 +23,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# A UK postcode written without its space ("N10PQ"): outward code, then the 3-character inward code.
+_UK_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
+
+
 def normalise_postcode(postcode: str) -> str:
-    return " ".join(postcode.upper().split())
+    """Upper case, single spaces; a UK postcode typed without its space gets it back ("n10pq" -> "N1 0PQ")."""
+    text = " ".join(postcode.upper().split())
+    uk = _UK_POSTCODE.match(text.replace(" ", ""))
+    return f"{uk[1]} {uk[2]}" if uk else text
 
 
 def phone_digits(phone: str) -> str:
@@ -46,9 +53,9 @@ class ShipmentQuerySet(models.QuerySet["Shipment"]):
             return self
         condition = (
             Q(reference__iexact=term)
-            | Q(custody__partner_reference=term)
+            | Q(custody__partner_reference__iexact=term)
             | Q(customer_email__iexact=term)
-            | Q(postcode=normalise_postcode(term))
+            | Q(postcode__in={normalise_postcode(term), "".join(term.upper().split())})
         )
         digits = phone_digits(term)
         if len(digits) >= 6:
@@ -79,7 +86,14 @@ class Shipment(models.Model):
         "partners.Custody", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     eta = models.DateTimeField(null=True, blank=True)
-    last_event_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the latest entry of the timeline happened (as reported)."
+    )
+    last_heard_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last heard: when Baton last received anything from the current holder about this job.",
+    )
     proof = models.JSONField(null=True, blank=True)
     flags = models.JSONField(default=list, blank=True)
     # Written by the sweep (tracking.flags), never by reconciliation: flags that grow true with time.
@@ -145,6 +159,7 @@ class Shipment(models.Model):
         "current_custody",
         "eta",
         "last_event_at",
+        "last_heard_at",
         "proof",
         "flags",
     ]

@@ -109,6 +109,7 @@ class ShipmentSerializer(serializers.ModelSerializer):
             "status_at",
             "eta",
             "last_event_at",
+            "last_heard_at",
             "current_partner",
             "current_partner_reference",
             "flags",
@@ -136,7 +137,9 @@ class CustodyLinkSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
     is_current = serializers.BooleanField()
-    last_heard_at = serializers.DateTimeField(allow_null=True, help_text="Latest report from this partner.")
+    last_heard_at = serializers.DateTimeField(
+        allow_null=True, help_text="When Baton last received anything from this partner about this job."
+    )
 
 
 class ShipmentDetailSerializer(ShipmentSerializer):

@@ -121,6 +121,7 @@ def reconcile_shipment(shipment: Shipment, *, events: Sequence[TrackingEvent] | 
     shipment.current_custody_id = result.custody_id
     shipment.eta = result.eta
     shipment.last_event_at = result.last_event_at
+    shipment.last_heard_at = result.last_heard_at
     shipment.proof = dict(result.proof) if result.proof else None
     shipment.flags = list(result.flags)
     shipment.save(update_fields=[*Shipment.RECONCILED_FIELDS, "updated_at"])
@@ -169,18 +170,29 @@ def add_events_and_reconcile(shipment_id: int, rows: list[TrackingEvent]) -> Shi
         return reconcile_shipment(shipment, events=[*events, *created])
 
 
+def _step_meaning(event: TrackingEvent) -> tuple[object, ...] | None:
+    """What a vendor-dated status says: this source saw this step at this instant, whatever its id."""
+    if event.kind != EventKind.STATUS or not event.status or not event.timed:
+        return None
+    return (event.partner_id, event.status, event.reason, event.occurred_at)
+
+
 def _keep_evidence(known: Sequence[TrackingEvent], rows: Sequence[TrackingEvent]) -> list[TrackingEvent]:
     """Return the rows that are new facts; a known fact reported again records the message as evidence.
 
     One step is one entry whichever webhook type or topic reported it; every message stays linked.
     """
     by_key = {event.dedupe_key: event for event in known}
+    by_meaning = {meaning: event for event in known if (meaning := _step_meaning(event)) is not None}
     new: list[TrackingEvent] = []
     changed: dict[int, TrackingEvent] = {}
     for row in rows:
-        kept = by_key.get(row.dedupe_key)
+        meaning = _step_meaning(row)
+        kept = by_key.get(row.dedupe_key) or (by_meaning.get(meaning) if meaning is not None else None)
         if kept is None:
             by_key[row.dedupe_key] = row
+            if meaning is not None:
+                by_meaning[meaning] = row
             new.append(row)
             continue
         also = list((kept.details or {}).get("also_reported_in", []))

@@ -128,6 +128,8 @@ class Timeline:
     status_at: datetime | None
     last_event_at: datetime | None
     flags: tuple[str, ...]
+    # When Baton last received anything from the current holder about this job ("last heard").
+    last_heard_at: datetime | None = None
     # The job has ended (a terminal status) while the current custody is still open: close it then.
     closes_custody_at: datetime | None = None
 
@@ -216,10 +218,15 @@ def build_timeline(
         for row in rows
     )
     flags = {flag for entry in entries for flag in entry.flags}
-    if now is not None and current is not None and not terminal:
-        heard = [row.effective_at for row in rows if row.fact.partner_id == current.partner_id]
-        if custodian_is_silent(current.started_at, max(heard, default=None), now=now, rules=rules):
-            flags.add(FLAG_STALE_CUSTODIAN)
+    last_heard = last_heard_from((row.fact for row in rows), current.partner_id) if current else None
+    silent = (
+        now is not None
+        and current is not None
+        and not terminal
+        and custodian_is_silent(current.started_at, last_heard, now=now, rules=rules)
+    )
+    if silent:
+        flags.add(FLAG_STALE_CUSTODIAN)
 
     return Timeline(
         entries=entries,
@@ -233,11 +240,19 @@ def build_timeline(
         status_at=status_at,
         last_event_at=rows[-1].effective_at if rows else None,
         flags=tuple(sorted(flags)),
+        last_heard_at=last_heard,
         closes_custody_at=(
             max(status_at or current.started_at, current.started_at)
             if terminal and current is not None and current.ended_at is None
             else None
         ),
+    )
+
+
+def last_heard_from(facts: Iterable[EventFact], partner_id: int | None) -> datetime | None:
+    """When Baton last received anything from this partner: receipt time, not the time it reports."""
+    return max(
+        (f.received_at for f in facts if f.partner_id == partner_id and partner_id is not None), default=None
     )
 
 

@@ -115,22 +115,19 @@ def _learn_group_references(matched: Matched) -> None:
 def dedupe_key(
     partner_id: int | None, event: NormalizedEvent, *, fallback: str, custody_id: int | None = None
 ) -> str:
-    """What makes two reports one fact: for a status, its meaning; else the partner's event id or the fact.
+    """The partner's event id where it has one; else, for a status, its meaning; else the fact itself.
 
-    A status is one step per custody, canonical status and reason at the vendor's time, whichever
-    webhook type or topic carried it; with no vendor time, per the vendor's event id, and with
-    neither, one step per custody, status and reason (a repeat says nothing new).
+    A status with no event id is one step per custody, status, reason and vendor time (or, with no
+    time either, per custody, status and reason: a repeat says nothing new). Reports of one step
+    under different ids are merged by meaning when they are stored (`tracking.services`).
     """
-    holder = ["custody", custody_id] if custody_id is not None else ["partner", partner_id]
     basis: list[object]
-    if event.kind == EventKind.STATUS and event.status:
-        if event.occurred_at is not None:
-            when: object = event.occurred_at.isoformat()
-        else:
-            when = ["id", event.event_id] if event.event_id else "untimed"
-        basis = ["step", *holder, event.status, event.reason or "", when]
-    elif event.event_id:
+    if event.event_id:
         basis = ["id", partner_id, event.event_id, event.kind, event.status or ""]
+    elif event.kind == EventKind.STATUS and event.status:
+        holder = ["custody", custody_id] if custody_id is not None else ["partner", partner_id]
+        when = event.occurred_at.isoformat() if event.occurred_at else "untimed"
+        basis = ["step", *holder, event.status, event.reason or "", when]
     else:
         basis = [
             "fact",

@@ -171,6 +171,26 @@ def test_the_same_step_without_time_or_id_through_two_messages_is_one_entry(cust
     assert len(entry.details["also_reported_in"]) == 1
 
 
+def test_one_step_sent_under_two_event_ids_at_the_same_vendor_time_is_one_entry(custody):
+    # Two webhook types, each with its own id, for the same step at the same vendor time.
+    when = timezone.now() - timedelta(minutes=20)
+    for event_id in ("evt-delivery-status", "evt-job-update"):
+        message = services.record_inbound(
+            custody.partner,
+            channel=InboundMessage.Channel.WEBHOOK,
+            body=event_id.encode(),
+            headers={},
+            enqueue=False,
+        )
+        event = NormalizedEvent(
+            reference=custody.partner_reference, status="picked_up", occurred_at=when, event_id=event_id
+        )
+        assert services.record_events(custody.partner, [event], message=message) == []
+
+    entry = TrackingEvent.objects.get()
+    assert (entry.event_id, len(entry.details["also_reported_in"])) == ("evt-delivery-status", 1)
+
+
 def test_two_attempts_at_different_vendor_times_stay_two_steps(custody, partner_client):
     client = partner_client(custody.partner)
     for hours in (3, 1):

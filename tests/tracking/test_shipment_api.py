@@ -1,11 +1,12 @@
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from django.utils.timezone import localtime
 
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
-from tracking.models import Shipment, hash_token
+from tracking.models import Shipment, TrackingEvent, hash_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,7 +85,20 @@ def test_assignment_to_unknown_partner_is_a_400(agent_client):
 
 @pytest.mark.parametrize(
     "term",
-    ["ORD-3003", "ord-3003", "SWIFT-9", "sam@example.com", "SAM@EXAMPLE.COM", "07700 900555", "e1 6an"],
+    [
+        "ORD-3003",
+        "ord-3003",
+        "SWIFT-9",
+        "swift-9",
+        "Swift-9",
+        "sam@example.com",
+        "SAM@EXAMPLE.COM",
+        "07700 900555",
+        "e1 6an",
+        "E16AN",
+        "e16an",
+        " E1  6AN ",
+    ],
 )
 def test_agent_finds_a_shipment_by_anything_the_caller_knows(agent_client, term):
     target = ShipmentFactory(
@@ -100,6 +114,21 @@ def test_agent_finds_a_shipment_by_anything_the_caller_knows(agent_client, term)
 
     assert response.status_code == 200
     assert [s["reference"] for s in response.json()["results"]] == ["ORD-3003"]
+
+
+def test_a_postcode_stored_without_its_space_is_found_either_way(agent_client):
+    ShipmentFactory(reference="ORD-N1", postcode="n10pq")
+    legacy = ShipmentFactory(reference="ORD-LEGACY")
+    Shipment.objects.filter(pk=legacy.pk).update(postcode="N10PQ")  # saved before the space came back
+
+    found = {
+        term: sorted(
+            s["reference"] for s in agent_client.get("/api/v1/shipments", {"search": term}).json()["results"]
+        )
+        for term in ("N1 0PQ", "N10PQ", "n1 0pq")
+    }
+
+    assert found == {key: ["ORD-LEGACY", "ORD-N1"] for key in found}
 
 
 def test_agent_api_requires_staff(client, db, django_user_model):
@@ -138,3 +167,25 @@ def test_timeline_shows_source_custodian_and_flags(agent_client, custody, partne
     assert entry["custodian"]["partner"] == custody.partner.slug
     assert entry["flags"] == []
     assert timeline["custody_chain"][0]["last_heard_at"] is not None
+
+
+def test_last_heard_means_the_same_in_the_list_the_detail_and_the_console(
+    agent_client, custody, partner_client, client, django_user_model
+):
+    courier = partner_client(custody.partner)
+    reported = timezone.now() - timedelta(hours=3)  # reported late: it happened three hours ago
+    body = {"reference": "SWIFT-77", "status": "picked_up", "occurred_at": reported.isoformat()}
+    assert courier.post("/api/partner/v1/events", body, format="json").status_code == 202
+    reference = custody.shipment.reference
+
+    [listed] = agent_client.get("/api/v1/shipments", {"search": reference}).json()["results"]
+    [link] = agent_client.get(f"/api/v1/shipments/{reference}").json()["custody_chain"]
+    client.force_login(django_user_model.objects.get(username="agent"))
+    console = client.get("/console/", {"search": reference}).content.decode()
+
+    received = TrackingEvent.objects.get().received_at
+    assert listed["last_heard_at"] == link["last_heard_at"]
+    assert datetime.fromisoformat(listed["last_heard_at"]) == received
+    assert "when Baton last received anything from the current holder about this job" in console
+    assert localtime(received).strftime("%-d %b %H:%M") in console
+    assert localtime(reported).strftime("%-d %b %H:%M") not in console

@@ -673,3 +673,14 @@ def test_an_undated_retry_days_later_is_no_regression():
     assert entry_for(timeline, retried).applied is False
     assert entry_for(timeline, retried).flags == ()
     assert timeline.flags == ()
+
+
+def test_last_heard_is_when_we_received_the_holders_latest_report_not_the_time_it_reports():
+    late = fact(Status.PICKED_UP, minute=10, received=95)
+    other = fact(Status.IN_TRANSIT, minute=100, partner=STRANGER)
+
+    timeline = build_timeline([late, other], FLEET_ONLY, now=at(95 + 110), rules=Rules())
+
+    assert timeline.last_heard_at == at(95)
+    # Silence is measured from the same moment: 110 minutes since we heard is under two hours.
+    assert FLAG_STALE_CUSTODIAN not in timeline.flags
