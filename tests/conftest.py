@@ -7,8 +7,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
@@ -16,6 +18,40 @@ from rest_framework.test import APIClient
 from hub.celery import app as celery_app
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory, give_role
 from tests.log_scan import log_scan  # noqa: F401  (scans every log line of the run for secrets)
+
+CLOCK_AHEAD_ENV = "BATON_TEST_CLOCK_AHEAD_DAYS"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--clock-ahead-days",
+        type=int,
+        default=int(os.environ.get(CLOCK_AHEAD_ENV) or 0),
+        help=(
+            "Run the whole session with the clock moved this many days ahead (also "
+            f"{CLOCK_AHEAD_ENV}): a test that compares a literal date with now fails. Tests that "
+            "travel in time themselves still do; they come back to the moved clock."
+        ),
+    )
+
+
+def pytest_configure(config):
+    # Before collection, so module-level "now"s move too. Ticking, as real time does.
+    days = config.getoption("--clock-ahead-days")
+    if days:
+        config.baton_clock = time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True)
+        config.baton_clock.start()
+
+
+def pytest_unconfigure(config):
+    clock = getattr(config, "baton_clock", None)
+    if clock is not None:
+        clock.stop()
+
+
+def pytest_report_header(config):
+    days = config.getoption("--clock-ahead-days")
+    return [f"clock moved {days} days ahead: now is {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"] if days else []
 
 
 def pytest_collection_modifyitems(config, items):

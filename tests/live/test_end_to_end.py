@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.clock import at
 from tests.conftest import wait_for
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
 from tracking.models import Shipment
@@ -19,12 +20,12 @@ def test_partner_events_reach_the_agent_timeline_and_customer_page(
     CustodyFactory(partner=partner, shipment=shipment, partner_reference="ZG-1")
     headers = {"Authorization": f"Bearer {partner.api_key}"}
     events = [
-        {"reference": "ZG-1", "event_id": "e1", "status": "picked_up", "occurred_at": "2026-11-23T08:00:00Z"},
+        {"reference": "ZG-1", "event_id": "e1", "status": "picked_up", "occurred_at": at(0)},
         {
             "reference": "ZG-1",
             "event_id": "e2",
             "status": "out_for_delivery",
-            "occurred_at": "2026-11-23T09:00:00Z",
+            "occurred_at": at(60),
         },
     ]
 

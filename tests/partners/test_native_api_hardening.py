@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from partners.models import Custody, IdempotencyKey, InboundMessage
+from tests.clock import at
 from tests.factories import CustodyFactory, PartnerFactory
 from tracking.models import TrackingEvent
 
@@ -28,7 +29,7 @@ def event(**overrides):
         "reference": "SWIFT-77",
         "event_id": "ev-1",
         "status": "out_for_delivery",
-        "occurred_at": "2026-11-23T09:00:00Z",
+        "occurred_at": at(60),
         **overrides,
     }
 
@@ -229,7 +230,7 @@ def test_handoff_cannot_set_protected_fields(custody, partner_client, field):
         {"custody": 1},
         {"sequence": 1},
         {"dedupe_key": "x"},
-        {"received_at": "2026-11-23T09:00:00Z"},
+        {"received_at": at(60)},
         {"kind": "handoff"},
     ],
     ids=lambda o: next(iter(o)),

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from partners.models import InboundMessage
+from tests.clock import at
 from tracking.models import TrackingEvent
 
 EVENTS_URL = "/api/partner/v1/events"
@@ -18,7 +19,7 @@ def event(**overrides):
         "reference": "SWIFT-77",
         "event_id": "ev-1",
         "status": "out_for_delivery",
-        "occurred_at": "2026-11-23T09:00:00Z",
+        "occurred_at": at(60),
         **overrides,
     }
 
@@ -39,7 +40,7 @@ def test_single_event_is_accepted_and_lands_on_the_timeline(custody, partner_cli
 
 
 def test_batch_of_events_is_accepted(custody, partner_client):
-    batch = {"events": [event(event_id="a", status="picked_up", occurred_at="2026-11-23T08:00:00Z"), event()]}
+    batch = {"events": [event(event_id="a", status="picked_up", occurred_at=at(0)), event()]}
 
     response = post(partner_client(custody.partner), batch)
 

@@ -7,6 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from partners.models import InboundMessage
+from tests.clock import at
 from tests.factories import CustodyFactory
 from tracking.models import TrackingEvent
 
@@ -29,10 +30,10 @@ DOCUMENTED_COLUMNS = [
 ]
 DAY = (
     "reference,status,occurred_at,reason,event_id,raw_status,latitude,longitude,eta,note\n"
-    "SWIFT-77,picked_up,2026-11-23T08:00:00+00:00,,,,,,,\n"
-    "SWIFT-77,out_for_delivery,2026-11-23T09:00:00+00:00,,,Van 3 left depot,51.5,-0.12,,\n"
-    "SWIFT-77,teleported,2026-11-23T09:30:00+00:00,,,,,,,\n"
-    "NOT-OURS,delivered,2026-11-23T10:00:00+00:00,,,,,,,\n"
+    f"SWIFT-77,picked_up,{at(0)},,,,,,,\n"
+    f"SWIFT-77,out_for_delivery,{at(60)},,,Van 3 left depot,51.5,-0.12,,\n"
+    f"SWIFT-77,teleported,{at(90)},,,,,,,\n"
+    f"NOT-OURS,delivered,{at(120)},,,,,,,\n"
     "SWIFT-77,attempt_failed,half past ten,recipient_not_home,,,,,,\n"
 )
 
@@ -112,7 +113,7 @@ def test_a_file_without_the_required_columns_is_400(custody, partner_client):
 def test_extra_columns_cannot_set_what_only_baton_decides(custody, partner_client):
     text = (
         "reference,status,occurred_at,kind,sub_status,proof,applied\n"
-        "SWIFT-77,picked_up,2026-11-23T08:00:00+00:00,handoff,at_pickup,forged,false\n"
+        f"SWIFT-77,picked_up,{at(0)},handoff,at_pickup,forged,false\n"
     )
 
     response = upload_text(partner_client(custody.partner), text)

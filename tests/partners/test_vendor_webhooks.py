@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from partners.models import InboundMessage
+from tests.clock import at
 from tests.conftest import wait_for
 from tests.factories import CustodyFactory, PartnerFactory
 from tests.partners.samples import (
@@ -300,7 +301,7 @@ def test_adapter_that_is_not_the_partners_is_404(client):
 def test_formats_without_a_webhook_refuse_every_webhook(adapter, client):
     partner = PartnerFactory(slug="own-fleet", adapter=adapter, kind="fleet")
     CustodyFactory(partner=partner, partner_reference="OF-1")
-    body = json.dumps({"reference": "OF-1", "status": "delivered", "occurred_at": "2026-11-23T09:00:00Z"})
+    body = json.dumps({"reference": "OF-1", "status": "delivered", "occurred_at": at(60)})
 
     response = client.post(f"/webhooks/{adapter}/own-fleet/", data=body, content_type="application/json")
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import threading
 from collections import Counter
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import kombu.exceptions
@@ -21,6 +22,7 @@ import requests
 
 from hub.celery import app as celery_app
 from partners.models import InboundMessage
+from tests.clock import MORNING
 from tests.conftest import wait_for
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
 
@@ -53,7 +55,7 @@ class EventStream(threading.Thread):
             "event_id": f"{self.tag}-{n}",
             "kind": "location",
             "location": {"lat": 51.5 + n / 1e5, "lng": -0.12},
-            "occurred_at": f"2026-11-23T10:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            "occurred_at": (MORNING + timedelta(seconds=n % 3600)).isoformat(),
         }
 
     def run(self) -> None:
