@@ -20,7 +20,7 @@ def close_custody_of_ended_jobs(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("partners", "0003_driver_links"),
+        ("partners", "0004_inboundmessage_request_id"),
         ("tracking", "0003_event_timed"),
     ]
 

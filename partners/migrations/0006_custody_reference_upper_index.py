@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0004_custody_vehicle_reference'),
+        ('partners', '0005_custody_vehicle_reference'),
         ('tracking', '0003_event_timed'),
     ]
 
