@@ -5,7 +5,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.clock import at
 from tests.factories import CustodyFactory, ShipmentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

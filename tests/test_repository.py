@@ -1,0 +1,17 @@
+"""What an install leaves behind is not something to commit."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
+@pytest.mark.parametrize("path", ["baton.egg-info/PKG-INFO", ".venv/bin/python", "staticfiles/admin/x.css"])
+def test_install_artifacts_are_ignored(path):
+    ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT)
+
+    assert ignored.returncode == 0
