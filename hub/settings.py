@@ -136,15 +136,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Production serves what `collectstatic` gathered, compressed and with hashed names cached forever;
-# development serves the apps' files as they are. A file missing from the manifest is served under
-# its plain name rather than failing the page.
+# development serves the apps' files as they are (hub/storage.py).
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
-WHITENOISE_MANIFEST_STRICT = False
 _STATIC_BACKEND = (
-    "django.contrib.staticfiles.storage.StaticFilesStorage"
-    if DEBUG
-    else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "hub.storage.StaticFilesStorage"
 )
 # Uploaded proof of delivery (driver link photos and signatures), through Django's storage API:
 # local files by default, any storage backend (S3, GCS, ...) through STORAGES in production.

@@ -13,8 +13,9 @@ ALLOWED = {
     "partners": {"tracking"},
     "contactcentre": {"tracking", "partners"},
 }
-# hub wires the apps together, but these two modules of it are shared helpers any app may use.
-SHARED = {"hub.errors", "hub.schema"}
+# hub wires the apps together (URLs, the demo, commands); its other modules (errors, schema, logs,
+# metrics, ...) are shared infrastructure any app may use.
+WIRING = ("hub.urls", "hub.demo", "hub.management", "hub.wsgi", "hub.asgi", "hub.celery")
 APPS = {"tracking", "partners", "contactcentre", "hub"}
 
 
@@ -31,9 +32,10 @@ def imported_apps(source: str) -> set[str]:
         if isinstance(node, ast.Import):
             modules |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
+            modules |= {f"{node.module}.{alias.name}" for alias in node.names}
         pending.extend(child for child in ast.iter_child_nodes(node) if not _type_checking_only(child))
-    return {m.split(".")[0] for m in modules if m not in SHARED} & APPS
+    shared = {m for m in modules if m.startswith("hub.") and not m.startswith(WIRING)}
+    return {m.split(".")[0] for m in modules - shared} & APPS
 
 
 def wrong_way_imports(app: str) -> list[str]:
@@ -52,5 +54,8 @@ def test_an_app_imports_only_the_apps_below_it(app):
 def test_the_scan_sees_an_import_that_reaches_up_even_inside_a_function():
     source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import contactcentre\n"
     source += "def f():\n    from partners.services import hand_off\n"
+    source += "from hub.errors import Conflict\n"
 
     assert imported_apps(source) == {"partners"}
+    assert imported_apps("from hub.demo import seed_day\n") == {"hub"}
+    assert imported_apps("from hub import metrics\nfrom hub import urls\n") == {"hub"}
