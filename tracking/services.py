@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from tracking import changes, timeline
 from tracking.models import Activity, OutboundMessage, Shipment, TrackingEvent
+from tracking.statuses import EventKind
 
 
 def create_shipment(**fields: Any) -> tuple[Shipment, str]:
