@@ -44,6 +44,8 @@ partner_v1 = [
 ]
 
 handler404 = "hub.errors.page_not_found"
+admin.site.site_header = admin.site.site_title = "Baton administration"
+admin.site.index_title = "Baton"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),
