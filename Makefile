@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test lint venv worker beat
+.PHONY: run test lint venv worker beat relay
 
 venv:
 	@scripts/venv.sh
@@ -22,3 +22,6 @@ worker: venv
 
 beat: venv
 	.venv/bin/celery -A hub beat -l INFO
+
+relay: venv
+	.venv/bin/python manage.py relay

@@ -98,6 +98,7 @@ class Worker:
         self.env = env or {}
         self.log_path = log_path or os.path.join(settings.BASE_DIR, "var", "live-worker.log")
         self.log = open(self.log_path, "ab")  # noqa: SIM115
+        self.relay: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {
@@ -135,6 +136,16 @@ class Worker:
             cwd=settings.BASE_DIR,
             start_new_session=True,  # its own process group: kill() reaches its pool and beat, nothing else
         )
+        if self.relay is None or self.relay.poll() is not None:
+            # Production runs `manage.py relay` beside the workers: it publishes what ingest stored.
+            self.relay = subprocess.Popen(
+                [sys.executable, "manage.py", "relay"],
+                env=env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                cwd=settings.BASE_DIR,
+                start_new_session=True,
+            )
         ready = wait_for(
             lambda: celery_app.control.ping(
                 timeout=0.5, destination=[f"{self.queue}@{socket.gethostname()}"]
@@ -158,6 +169,10 @@ class Worker:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.relay and self.relay.poll() is None:
+            self.relay.terminate()
+            self.relay.wait(timeout=20)
+        self.relay = None
 
 
 @pytest.fixture(scope="session")
