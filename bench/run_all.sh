@@ -39,9 +39,14 @@ for step in "${STEPS[@]}"; do [ "$step" = load ] || BENCHES+=("$step"); done
 [ ${#BENCHES[@]} -gt 0 ] || exit 0
 
 pids=()
+WORKER_PIDFILE=var/bench-worker.pid
 cleanup() {
+    touch var/bench-stop
+    # The worker runs in its own process group (setsid), under the restart loop below.
+    [ -s "$WORKER_PIDFILE" ] && kill -TERM -- "-$(cat "$WORKER_PIDFILE")" 2>/dev/null || true
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -f var/bench-stop
 }
 trap cleanup EXIT
 
@@ -50,8 +55,17 @@ $PY -m celery -A hub purge -f >/dev/null
     --worker-class gthread --threads "$GUNICORN_THREADS" --keep-alive 30 --log-level warning \
     >var/bench-gunicorn.log 2>&1 &
 pids+=($!)
-$PY -m celery -A hub worker -l WARNING -c "$CELERY_CONCURRENCY" --without-gossip --without-mingle \
-    >var/bench-worker.log 2>&1 &
+rm -f var/bench-stop "$WORKER_PIDFILE"
+(
+    # A supervisor, as production has (systemd Restart=always): the ingest bench kill -9s the worker.
+    while [ ! -e var/bench-stop ]; do
+        setsid -w $PY -m celery -A hub worker -l WARNING -c "$CELERY_CONCURRENCY" --without-gossip \
+            --without-mingle --pidfile "$WORKER_PIDFILE" >>var/bench-worker.log 2>&1 || true
+    done
+) &
+pids+=($!)
+# Publishes what ingest stored to the worker in batches (production runs exactly one, like beat).
+$PY manage.py relay >var/bench-relay.log 2>&1 &
 pids+=($!)
 $PY -m celery -A hub beat -l WARNING -s var/bench-beat-schedule >var/bench-beat.log 2>&1 &
 pids+=($!)
@@ -65,6 +79,8 @@ for _ in $(seq 30); do
 done
 
 for bench in "${BENCHES[@]}"; do
+    extra=()
+    [ "$bench" = ingest ] && extra=(--worker-pidfile "$WORKER_PIDFILE" --worker-processes "$CELERY_CONCURRENCY")
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options, e.g. "--worker-paused"
-    $PY "bench/$bench.py" --url "http://127.0.0.1:$PORT" ${BENCH_ARGS:-}
+    $PY "bench/$bench.py" --url "http://127.0.0.1:$PORT" "${extra[@]}" ${BENCH_ARGS:-}
 done
