@@ -87,9 +87,9 @@ def _send_to_broker(ids: list[int]) -> bool:
     return True
 
 
-# What the relay publishes: messages stored to be processed by a worker. Hand-offs and polls are
-# stored as received too, but applied by the request or task that stored them.
-RELAYED_CHANNELS = (InboundMessage.Channel.API, InboundMessage.Channel.WEBHOOK, InboundMessage.Channel.UPLOAD)
+# Hand-offs and polls are stored as received too, but applied by the request or task that stored
+# them: the relay leaves them alone. Every other channel is processed by a worker.
+APPLIED_IN_PLACE = (InboundMessage.Channel.HANDOFF, InboundMessage.Channel.POLL)
 
 
 class Relay:
@@ -109,10 +109,9 @@ class Relay:
         now = time.monotonic()
         waiting = (
             InboundMessage.objects.filter(
-                state=InboundMessage.State.RECEIVED,
-                received_at__gte=timezone.now() - self.window,
-                channel__in=RELAYED_CHANNELS,
+                state=InboundMessage.State.RECEIVED, received_at__gte=timezone.now() - self.window
             )
+            .exclude(channel__in=APPLIED_IN_PLACE)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
