@@ -136,3 +136,11 @@ def test_timeline_shows_source_custodian_and_flags(agent_client, custody, partne
     assert entry["custodian"]["partner"] == custody.partner.slug
     assert entry["flags"] == []
     assert timeline["custody_chain"][0]["last_heard_at"] is not None
+
+
+def test_a_limit_or_offset_past_what_the_database_holds_is_a_400_not_a_500(agent_client):
+    for query in ("limit=4023040875765514595467264", "offset=99999999999999999999999"):
+        response = agent_client.get(f"/api/v1/shipments?{query}")
+
+        assert response.status_code == 400, query
+        assert set(response.json()["fields"]) <= {"limit", "offset"}
