@@ -387,10 +387,12 @@ def main() -> None:
         return request_bytes(host, "/api/partner/v1/events", key, json.dumps({"events": events}).encode())
 
     def pause(paused: bool) -> None:
+        # limit=1: return at the (one) worker's reply, rather than wait out the timeout, during
+        # which a resumed worker would already be draining.
         if paused:
-            celery_app.control.cancel_consumer(queue, reply=True, timeout=5)
+            celery_app.control.cancel_consumer(queue, reply=True, timeout=5, limit=1)
         else:
-            celery_app.control.add_consumer(queue, reply=True, timeout=5)
+            celery_app.control.add_consumer(queue, reply=True, timeout=5, limit=1)
 
     results: dict[str, dict] = {}
     extra: dict = {}
@@ -422,10 +424,12 @@ def main() -> None:
         )
         figures = describe(outcome, per_request=per_request)
         figures["statuses"] = outcome.statuses
+        resumed = time.monotonic()
         if paused or args.worker_paused:
             pause(False)
         if baton:
-            drain, events = wait_for_drain(partner, since, args.drain_timeout)
+            _, events = wait_for_drain(partner, since, args.drain_timeout)
+            drain = time.monotonic() - resumed
             lag = lags(outcome.accepted_at)
             figures.update(
                 drain_s=drain,
