@@ -84,7 +84,7 @@ def prepare(shipments: int) -> tuple[Partner, str, list[str], str]:
         shipment.issue_tracking_token()
         rows.append(shipment)
     created = Shipment.objects.bulk_create(rows, batch_size=1000)
-    Custody.objects.bulk_create(
+    custodies = Custody.objects.bulk_create(
         [
             Custody(
                 partner=partner,
@@ -96,6 +96,10 @@ def prepare(shipments: int) -> tuple[Partner, str, list[str], str]:
         ],
         batch_size=1000,
     )
+    # As `assign_shipment` leaves them: reconciled, the partner's custody current.
+    for shipment, custody in zip(created, custodies, strict=True):
+        shipment.current_custody_id = custody.pk
+    Shipment.objects.bulk_update(created, ["current_custody"], batch_size=1000)
     with connection.cursor() as cursor:
         # As autovacuum would before long: with no statistics for a partner this new, PostgreSQL
         # reads all of its custody rows through the plain partner index on every lookup.
