@@ -41,35 +41,36 @@ for step in "${STEPS[@]}"; do [ "$step" = load ] || BENCHES+=("$step"); done
 [ ${#BENCHES[@]} -gt 0 ] || exit 0
 
 pids=()
-WORKER_PIDFILE=var/bench-worker.pid
+WORKER_PIDFILE="var/bench-worker-$PORT.pid"
+STOP="var/bench-stop-$PORT"  # per port: two stacks may run side by side
 cleanup() {
-    touch var/bench-stop
+    touch "$STOP"
     # The worker runs in its own process group (setsid), under the restart loop below.
     [ -s "$WORKER_PIDFILE" ] && kill -TERM -- "-$(cat "$WORKER_PIDFILE")" 2>/dev/null || true
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -f var/bench-stop
+    rm -f "$STOP"
 }
 trap cleanup EXIT
 
 $PY -m celery -A hub purge -f >/dev/null
 .venv/bin/gunicorn hub.wsgi:application --bind "127.0.0.1:$PORT" --workers "$GUNICORN_WORKERS" \
     --worker-class gthread --threads "$GUNICORN_THREADS" --keep-alive 30 --log-level warning \
-    >var/bench-gunicorn.log 2>&1 &
+    >"var/bench-gunicorn-$PORT.log" 2>&1 &
 pids+=($!)
-rm -f var/bench-stop "$WORKER_PIDFILE"
+rm -f "$STOP" "$WORKER_PIDFILE"
 (
     # A supervisor, as production has (systemd Restart=always): the ingest bench kill -9s the worker.
-    while [ ! -e var/bench-stop ]; do
+    while [ ! -e "$STOP" ]; do
         setsid -w $PY -m celery -A hub worker -l WARNING -c "$CELERY_CONCURRENCY" --without-gossip \
-            --without-mingle --pidfile "$WORKER_PIDFILE" >>var/bench-worker.log 2>&1 || true
+            --without-mingle --pidfile "$WORKER_PIDFILE" >>"var/bench-worker-$PORT.log" 2>&1 || true
     done
 ) &
 pids+=($!)
 # Publishes what ingest stored to the worker in batches (production runs exactly one, like beat).
-$PY manage.py relay >var/bench-relay.log 2>&1 &
+$PY manage.py relay >"var/bench-relay-$PORT.log" 2>&1 &
 pids+=($!)
-$PY -m celery -A hub beat -l WARNING -s var/bench-beat-schedule >var/bench-beat.log 2>&1 &
+$PY -m celery -A hub beat -l WARNING -s "var/bench-beat-schedule-$PORT" >"var/bench-beat-$PORT.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 100); do
