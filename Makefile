@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test lint venv lock worker beat
+.PHONY: run test lint venv lock worker beat relay
 
 # `PORT=8123 make run` serves there; the links the demo prints follow (hub/settings.py reads PORT).
 PORT ?= 8000
@@ -30,3 +30,6 @@ worker: venv
 
 beat: venv
 	.venv/bin/celery -A hub beat -l INFO
+
+relay: venv
+	.venv/bin/python manage.py relay

@@ -5,20 +5,30 @@
     DATABASE_URL=... REDIS_URL=... SECRET_KEY=... .venv/bin/python bench/ingest.py --url http://127.0.0.1:8765
 
 Phases (each Baton phase waits for the worker to drain before the next, so they do not overlap):
-  control/max    the control endpoint (verify the key, insert one row), closed loop
-  single/max     one event per request, closed loop: the most the stack accepts
-  control/rate   the control endpoint at the budget rate (800/s), open loop
-  single/rate    one event per request at the budget rate, open loop: latency at that rate
-  batch/max      500 events per request, closed loop
+  control/max      the control endpoint (verify the key, insert one row), closed loop
+  single/max       one event per request, closed loop: the most the stack accepts
+  worker/drain     single events with the worker paused, then the time the worker takes to apply
+                   them: worker throughput on single-event messages
+  control/rate     the control endpoint at the budget rate (800/s), open loop
+  single/rate      one event per request at the budget rate, open loop: latency at that rate
+  control/500      the control endpoint at the sustained rate, open loop
+  sustained/500    one event per request at 500/s for 60 s, open loop: the lag from acceptance to the
+                   timeline for every request (p50/p90/p99/max) and the backlog sampled every second
+  batch/max        500 events per request, closed loop
+  kill/300         single events at 300/s while the worker is killed with SIGKILL (its supervisor in
+                   run_all.sh restarts it): acknowledged events that never reach their timeline
 Lag is acceptance (the client got its 202) to the message's events being on the timeline
-(`processed_at`, stamped after the events commit), for every 10th request.
+(`processed_at`, stamped after the events commit); every 10th request outside the sustained phase.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import describe, machine, percentile, run_load, save, setup_django, verdict
+from bench.common import Outcome, describe, machine, percentile, run_load, save, setup_django, verdict
 
 setup_django()
 
@@ -38,7 +48,11 @@ from partners.models import Custody, InboundMessage, Partner  # noqa: E402
 from tracking.models import Shipment, TrackingEvent  # noqa: E402
 
 BUDGET_SINGLE_RATE = 800.0
+BUDGET_SINGLE_RATIO = 0.8
 BUDGET_SINGLE_P99_MS = 50.0
+BUDGET_LAG_P99_S = 1.0
+BUDGET_BACKLOG_S = 1.0
+BUDGET_WORKER_PER_CORE = 600.0
 BUDGET_BATCH_RATE = 10_000.0
 BATCH = 500
 
@@ -70,7 +84,7 @@ def prepare(shipments: int) -> tuple[Partner, str, list[str], str]:
         shipment.issue_tracking_token()
         rows.append(shipment)
     created = Shipment.objects.bulk_create(rows, batch_size=1000)
-    Custody.objects.bulk_create(
+    custodies = Custody.objects.bulk_create(
         [
             Custody(
                 partner=partner,
@@ -82,6 +96,10 @@ def prepare(shipments: int) -> tuple[Partner, str, list[str], str]:
         ],
         batch_size=1000,
     )
+    # As `assign_shipment` leaves them: reconciled, the partner's custody current.
+    for shipment, custody in zip(created, custodies, strict=True):
+        shipment.current_custody_id = custody.pk
+    Shipment.objects.bulk_update(created, ["current_custody"], batch_size=1000)
     with connection.cursor() as cursor:
         # As autovacuum would before long: with no statistics for a partner this new, PostgreSQL
         # reads all of its custody rows through the plain partner index on every lookup.
@@ -161,37 +179,163 @@ def row(r: dict) -> str:
     )
 
 
-def report(results: dict[str, dict], args: argparse.Namespace) -> str:
+class BacklogSampler(threading.Thread):
+    """Every second: messages of the partner stored since `since` and not yet processed."""
+
+    def __init__(self, partner: Partner, since: datetime) -> None:
+        super().__init__(daemon=True)
+        self.partner, self.since = partner, since
+        self.samples: list[tuple[float, int]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        pending = InboundMessage.objects.filter(
+            partner=self.partner, received_at__gte=self.since, state=InboundMessage.State.RECEIVED
+        )
+        try:
+            while not self.halt.wait(1.0):
+                self.samples.append((time.monotonic() - started, pending.count()))
+        finally:
+            connection.close()
+
+    def stop(self) -> list[tuple[float, int]]:
+        self.halt.set()
+        self.join(timeout=10)
+        return self.samples
+
+
+def histogram(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(values, 50) * 1000,
+        "p90_ms": percentile(values, 90) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+        "max_ms": max(values, default=0.0) * 1000,
+        "samples": len(values),
+    }
+
+
+def worker_pid(pidfile: str) -> int | None:
+    try:
+        return int(Path(pidfile).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def kill_worker(pidfile: str) -> bool:
+    """SIGKILL the worker's process group (run_all.sh starts it with setsid under a restart loop)."""
+    pid = worker_pid(pidfile)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def missing_after(accepted: list[tuple[float, bytes]], timeout: float) -> tuple[int, int, float]:
+    """Acknowledged messages not processed within `timeout`: (missing, acknowledged, seconds waited)."""
+    ids = set()
+    for _, body in accepted:
+        try:
+            ids.add(json.loads(body)["message_id"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    started = time.monotonic()
+    while True:
+        done = InboundMessage.objects.filter(pk__in=list(ids), processed_at__isnull=False).count()
+        if done == len(ids) or time.monotonic() - started > timeout:
+            return len(ids) - done, len(ids), time.monotonic() - started
+        time.sleep(1.0)
+
+
+def ratio(value: float, control: float) -> str:
+    return f"{value / control:.2f}x" if control else "-"
+
+
+def report(results: dict[str, dict], extra: dict, args: argparse.Namespace) -> str:
+    c_max, c_rate, c_500 = results["control/max"], results["control/rate"], results["control/500"]
     s_max, s_rate, b_max = results["single/max"], results["single/rate"], results["batch/max"]
-    c_max, c_rate = results["control/max"], results["control/rate"]
-    single_ok = s_max["events_per_s"] >= BUDGET_SINGLE_RATE
+    lag, worker = extra["sustained_lag"], extra["worker"]
+    single_ok = (
+        s_max["events_per_s"] >= BUDGET_SINGLE_RATE
+        and s_max["requests_per_s"] >= BUDGET_SINGLE_RATIO * c_max["requests_per_s"]
+    )
+    backlog_end_s = extra["backlog_end"] / worker["events_per_s"] if worker["events_per_s"] else float("inf")
+    lag_ok = lag["p99_ms"] <= BUDGET_LAG_P99_S * 1000 and backlog_end_s <= BUDGET_BACKLOG_S
+    per_core = worker["events_per_s"] / args.worker_processes
     p99_ok = s_rate["p99_ms"] <= BUDGET_SINGLE_P99_MS and s_rate["events_per_s"] >= 0.98 * args.rate
+    killed = extra.get("kill")
+    targets = [
+        (
+            "single events accepted, flat out",
+            f"{s_max['events_per_s']:.0f} ev/s",
+            f"{ratio(s_max['requests_per_s'], c_max['requests_per_s'])} of {c_max['requests_per_s']:.0f}",
+            ">= 0.8x and >= 800 ev/s",
+            single_ok,
+        ),
+        (
+            f"202-to-timeline lag, {args.sustained_rate:.0f} ev/s for {args.sustained_seconds:.0f} s",
+            f"p99 {lag['p99_ms']:.0f} ms; end {backlog_end_s:.2f} s of work",
+            f"{ratio(lag['p99_ms'], c_500['p99_ms'])} control p99",
+            "p99 <= 1 s; <= 1 s of work",
+            lag_ok,
+        ),
+        (
+            "worker throughput, single-event messages, per core",
+            f"{per_core:.0f} ev/s ({worker['events_per_s']:.0f} in all)",
+            ratio(worker["events_per_s"], c_max["requests_per_s"]),
+            ">= 600 ev/s per core",
+            per_core >= BUDGET_WORKER_PER_CORE,
+        ),
+        (
+            "batches of 500",
+            f"{b_max['events_per_s']:.0f} ev/s",
+            f"{ratio(b_max['events_per_s'], c_max['requests_per_s'])} rows/s",
+            ">= 10,000 ev/s",
+            b_max["events_per_s"] >= BUDGET_BATCH_RATE,
+        ),
+    ]
+    if killed:
+        targets.append(
+            (
+                "acknowledged, then missing after kill -9 of the worker",
+                f"{killed['missing']} of {killed['acknowledged']} ({killed['waited_s']:.0f} s wait)",
+                "-",
+                "0",
+                killed["missing"] == 0 and killed["killed"],
+            )
+        )
     lines = [
         f"Baton ingest bench — {machine()} — {time.strftime('%Y-%m-%d %H:%M:%S')}",
         f"stack: {args.url}; {args.connections} connections (batch {args.batch_connections}); "
-        f"{args.seconds:.0f} s per phase"
-        + ("; the worker paused during load phases (acceptance alone)" if args.worker_paused else ""),
+        f"{args.seconds:.0f} s per phase, sustained {args.sustained_seconds:.0f} s at "
+        f"{args.sustained_rate:.0f}/s; {args.worker_processes} worker processes",
         "",
-        f"{'phase':<14}{HEADER}",
-        *(f"{name:<14}{row(r)}" for name, r in results.items()),
+        f"{'phase':<16}{HEADER}",
+        *(f"{name:<16}{row(r)}" for name, r in results.items()),
         "",
-        "Baton / control (same run):",
-        f"  single-event throughput   {s_max['requests_per_s'] / c_max['requests_per_s']:.2f}x "
-        f"({s_max['requests_per_s']:.0f} vs {c_max['requests_per_s']:.0f} req/s)",
-        f"  p99 at {args.rate:.0f} req/s         {s_rate['p99_ms'] / c_rate['p99_ms']:.2f}x "
-        f"({s_rate['p99_ms']:.1f} vs {c_rate['p99_ms']:.1f} ms)",
-        f"  batch events/s            {b_max['events_per_s'] / c_max['requests_per_s']:.1f}x "
-        "control's rows/s",
-        f"  worker processing         single {s_max['processed_events_per_s']:.0f} ev/s, "
-        f"batch {b_max['processed_events_per_s']:.0f} ev/s (events on timelines / (phase + drain))",
+        f"Acceptance-to-timeline lag, {args.sustained_rate:.0f} ev/s offered for "
+        f"{args.sustained_seconds:.0f} s ({lag['samples']} requests): p50 {lag['p50_ms']:.0f} ms, "
+        f"p90 {lag['p90_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms, max {lag['max_ms']:.0f} ms",
+        "Worker backlog during the sustained phase (messages stored, not yet on the timeline):",
+        "  " + "  ".join(f"{t:.0f}s:{n}" for t, n in extra["backlog"]),
+        f"  at the end: {extra['backlog_end']} messages = {backlog_end_s:.2f} s of work "
+        f"at the worker's {worker['events_per_s']:.0f} ev/s",
+        "",
+        "Issue 11 targets (ratios against the control endpoint in this run):",
+        f"  {'figure':<56}{'measured':<38}{'vs control':<22}{'target':<28}verdict",
+        *(
+            f"  {figure:<56}{measured:<38}{versus:<22}{target:<28}{verdict(ok)}"
+            for figure, measured, versus, target, ok in targets
+        ),
+        f"  {'(agent timeline: bench/run_all.sh read)':<58}",
         "",
         "Budgets (PRODUCT.md):",
-        f"  single >= {BUDGET_SINGLE_RATE:.0f} ev/s accepted    {s_max['events_per_s']:8.0f} ev/s   "
-        f"{verdict(single_ok)}",
         f"  single p99 <= {BUDGET_SINGLE_P99_MS:.0f} ms at {args.rate:.0f}/s  {s_rate['p99_ms']:8.1f} ms "
-        f"(at {s_rate['events_per_s']:.0f} ev/s)   {verdict(p99_ok)}",
-        f"  batch >= {BUDGET_BATCH_RATE:.0f} ev/s          {b_max['events_per_s']:8.0f} ev/s   "
-        f"{verdict(b_max['events_per_s'] >= BUDGET_BATCH_RATE)}",
+        f"(at {s_rate['events_per_s']:.0f} ev/s; control {c_rate['p99_ms']:.1f} ms, "
+        f"{ratio(s_rate['p99_ms'], c_rate['p99_ms'])})   {verdict(p99_ok)}",
     ]
     return "\n".join(lines)
 
@@ -207,6 +351,12 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=BUDGET_SINGLE_RATE, help="single-event rate phase, req/s"
     )
+    parser.add_argument("--sustained-rate", type=float, default=500.0)
+    parser.add_argument("--sustained-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--worker-processes", type=int, default=int(os.environ.get("BENCH_CELERY_CONCURRENCY", 2))
+    )
+    parser.add_argument("--worker-pidfile", default="", help="the worker's pid file: enables the kill phase")
     parser.add_argument("--shipments", type=int, default=30000, help="about 10 events each")
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument(
@@ -220,6 +370,7 @@ def main() -> None:
     connection.close()
     host = args.url.split("//", 1)[1]
     counter = iter(range(10**12))
+    queue = celery_app.conf.task_default_queue
 
     def single(n: int) -> bytes:
         i = next(counter)
@@ -239,52 +390,117 @@ def main() -> None:
         ]
         return request_bytes(host, "/api/partner/v1/events", key, json.dumps({"events": events}).encode())
 
+    def pause(paused: bool) -> None:
+        # limit=1: return at the (one) worker's reply, rather than wait out the timeout, during
+        # which a resumed worker would already be draining.
+        if paused:
+            celery_app.control.cancel_consumer(queue, reply=True, timeout=5, limit=1)
+        else:
+            celery_app.control.add_consumer(queue, reply=True, timeout=5, limit=1)
+
     results: dict[str, dict] = {}
+    extra: dict = {}
     run_load(args.url, single, connections=4, duration=3)  # warm up: connections, caches, worker
     wait_for_drain(partner, timezone.now() - timedelta(minutes=5), args.drain_timeout)
 
     def phase(
-        name: str, make, *, connections: int, rate: float | None = None, per_request: int = 1, baton: bool
-    ) -> None:
+        name: str,
+        make,
+        *,
+        connections: int,
+        rate: float | None = None,
+        per_request: int = 1,
+        baton: bool,
+        seconds: float | None = None,
+        paused: bool = False,
+        sample_every: int = 10,
+    ) -> Outcome:
         since = timezone.now()
-        if args.worker_paused:
-            celery_app.control.cancel_consumer("celery", reply=True, timeout=5)
+        if paused or args.worker_paused:
+            pause(True)
         outcome = run_load(
             args.url,
             make,
             connections=connections,
-            duration=args.seconds,
+            duration=seconds or args.seconds,
             rate=rate,
-            sample_every=10 if baton else 0,
+            sample_every=sample_every if baton else 0,
         )
         figures = describe(outcome, per_request=per_request)
         figures["statuses"] = outcome.statuses
-        if args.worker_paused:
-            celery_app.control.add_consumer("celery", reply=True, timeout=5)
+        resumed = time.monotonic()
+        if paused or args.worker_paused:
+            pause(False)
         if baton:
-            drain, events = wait_for_drain(partner, since, args.drain_timeout)
+            _, events = wait_for_drain(partner, since, args.drain_timeout)
+            drain = time.monotonic() - resumed
             lag = lags(outcome.accepted_at)
             figures.update(
                 drain_s=drain,
-                processed_events_per_s=events / (args.seconds + drain),
+                processed_events_per_s=events / ((seconds or args.seconds) + drain),
                 lag_p50_ms=percentile(lag, 50) * 1000,
                 lag_p99_ms=percentile(lag, 99) * 1000,
                 lag_samples=len(lag),
             )
+            if paused:
+                figures["drain_events_per_s"] = events / drain if drain else 0.0
         results[name] = figures
-        print(f"  {name:<14}{row(figures)}", flush=True)
+        print(f"  {name:<16}{row(figures)}", flush=True)
+        return outcome
 
-    paused = ", worker paused during load phases" if args.worker_paused else ""
-    print(f"ingest bench on {machine()}, {args.seconds:.0f} s per phase{paused}", flush=True)
+    paused_note = ", worker paused during load phases" if args.worker_paused else ""
+    print(f"ingest bench on {machine()}, {args.seconds:.0f} s per phase{paused_note}", flush=True)
     phase("control/max", control, connections=args.connections, baton=False)
     phase("single/max", single, connections=args.connections, baton=True)
+    phase("worker/drain", single, connections=args.connections, baton=True, paused=True)
+    extra["worker"] = {"events_per_s": results["worker/drain"]["drain_events_per_s"]}
     phase("control/rate", control, connections=args.connections, rate=args.rate, baton=False)
     phase("single/rate", single, connections=args.connections, rate=args.rate, baton=True)
+    phase("control/500", control, connections=args.connections, rate=args.sustained_rate, baton=False)
+
+    sampler = BacklogSampler(partner, timezone.now())
+    sampler.start()
+    outcome = phase(
+        "sustained/500",
+        single,
+        connections=args.connections,
+        rate=args.sustained_rate,
+        baton=True,
+        seconds=args.sustained_seconds,
+        sample_every=1,
+    )
+    extra["backlog"] = [(t, n) for t, n in sampler.stop() if t <= args.sustained_seconds + 0.5]
+    extra["backlog_end"] = extra["backlog"][-1][1] if extra["backlog"] else 0
+    extra["sustained_lag"] = histogram(lags(outcome.accepted_at))
+
     phase("batch/max", batch, connections=args.batch_connections, per_request=BATCH, baton=True)
 
-    text = report(results, args)
+    if args.worker_pidfile:
+        killer = threading.Timer(5.0, lambda: extra.setdefault("killed", kill_worker(args.worker_pidfile)))
+        killer.start()
+        outcome = run_load(
+            args.url, single, connections=args.connections, duration=20.0, rate=300.0, sample_every=1
+        )
+        killer.join()
+        missing, acknowledged, waited = missing_after(outcome.accepted_at, timeout=300.0)
+        extra["kill"] = {
+            "killed": bool(extra.get("killed")),
+            "missing": missing,
+            "acknowledged": acknowledged,
+            "waited_s": waited,
+        }
+        print(
+            f"  kill/300        {acknowledged} acknowledged, {missing} missing after {waited:.0f} s",
+            flush=True,
+        )
+
+    text = report(results, extra, args)
     print("\n" + text)
-    save("ingest", text + "\n", {"machine": machine(), "args": vars(args), "results": results})
+    save(
+        "ingest",
+        text + "\n",
+        {"machine": machine(), "args": vars(args), "results": results, "extra": extra},
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ SHIPMENT_COLUMNS = (
     "id, reference, customer_name, customer_email, customer_phone, phone_digits, address, postcode, "
     "latitude, longitude, promised_from, promised_until, status, reason, sub_status, status_at, eta, "
     "last_event_at, proof, flags, tracking_token_hash, tracking_token_expires_at, created_at, updated_at, "
-    "current_custody_id"
+    "current_custody_id, alerts, eta_source, late_risk_explanation"
 )
 CUSTODY_COLUMNS = (
     "id, partner_reference, group_reference, started_at, ended_at, created_at, handed_off_by_id, "
@@ -280,6 +280,9 @@ def main() -> None:
                             ts(created),
                             ts(moment),
                             str(custody_ids[-1]),
+                            "[]",  # alerts: the sweep's flags, none yet
+                            "",
+                            "",
                         ]
                     )
                 )

@@ -31,7 +31,9 @@ if [ "$(psql "$db_server" -Atc "select 1 from pg_database where datname = '$db_n
 fi
 $PY manage.py migrate --no-input -v0
 
-if [[ " ${STEPS[*]} " == *" load "* ]] || [ "$(psql "$DATABASE_URL" -Atc 'select count(*) from tracking_shipment')" = "0" ]; then
+# The read bench needs the 10M events; ingest makes its own shipments and needs none.
+if [[ " ${STEPS[*]} " == *" load "* ]] || { [[ " ${STEPS[*]} " == *" read "* ]] \
+    && [ "$(psql "$DATABASE_URL" -Atc 'select count(*) from tracking_shipment')" = "0" ]; }; then
     $PY bench/load_events.py | tee "bench/results/load_events-$(date +%Y%m%d-%H%M%S).txt"
 fi
 BENCHES=()
@@ -39,21 +41,36 @@ for step in "${STEPS[@]}"; do [ "$step" = load ] || BENCHES+=("$step"); done
 [ ${#BENCHES[@]} -gt 0 ] || exit 0
 
 pids=()
+WORKER_PIDFILE="var/bench-worker-$PORT.pid"
+STOP="var/bench-stop-$PORT"  # per port: two stacks may run side by side
 cleanup() {
+    touch "$STOP"
+    # The worker runs in its own process group (setsid), under the restart loop below.
+    [ -s "$WORKER_PIDFILE" ] && kill -TERM -- "-$(cat "$WORKER_PIDFILE")" 2>/dev/null || true
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -f "$STOP"
 }
 trap cleanup EXIT
 
 $PY -m celery -A hub purge -f >/dev/null
 .venv/bin/gunicorn hub.wsgi:application --bind "127.0.0.1:$PORT" --workers "$GUNICORN_WORKERS" \
     --worker-class gthread --threads "$GUNICORN_THREADS" --keep-alive 30 --log-level warning \
-    >var/bench-gunicorn.log 2>&1 &
+    >"var/bench-gunicorn-$PORT.log" 2>&1 &
 pids+=($!)
-$PY -m celery -A hub worker -l WARNING -c "$CELERY_CONCURRENCY" --without-gossip --without-mingle \
-    >var/bench-worker.log 2>&1 &
+rm -f "$STOP" "$WORKER_PIDFILE"
+(
+    # A supervisor, as production has (systemd Restart=always): the ingest bench kill -9s the worker.
+    while [ ! -e "$STOP" ]; do
+        setsid -w $PY -m celery -A hub worker -l WARNING -c "$CELERY_CONCURRENCY" --without-gossip \
+            --without-mingle --pidfile "$WORKER_PIDFILE" >>"var/bench-worker-$PORT.log" 2>&1 || true
+    done
+) &
 pids+=($!)
-$PY -m celery -A hub beat -l WARNING -s var/bench-beat-schedule >var/bench-beat.log 2>&1 &
+# Publishes what ingest stored to the worker in batches (production runs exactly one, like beat).
+$PY manage.py relay >"var/bench-relay-$PORT.log" 2>&1 &
+pids+=($!)
+$PY -m celery -A hub beat -l WARNING -s "var/bench-beat-schedule-$PORT" >"var/bench-beat-$PORT.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 100); do
@@ -65,6 +82,8 @@ for _ in $(seq 30); do
 done
 
 for bench in "${BENCHES[@]}"; do
+    extra=()
+    [ "$bench" = ingest ] && extra=(--worker-pidfile "$WORKER_PIDFILE" --worker-processes "$CELERY_CONCURRENCY")
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options, e.g. "--worker-paused"
-    $PY "bench/$bench.py" --url "http://127.0.0.1:$PORT" ${BENCH_ARGS:-}
+    $PY "bench/$bench.py" --url "http://127.0.0.1:$PORT" "${extra[@]}" ${BENCH_ARGS:-}
 done

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from bench.models import ControlRow
 from partners.authentication import IsPartner, PartnerKeyAuthentication
+from tracking.models import Shipment
 
 
 class ControlView(APIView):
@@ -24,3 +25,11 @@ class ControlView(APIView):
             partner_id=request.auth.pk, body=request._request.body, received_at=timezone.now()
         )
         return Response({"accepted": 1, "message_id": row.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+class ControlReadView(APIView):
+    """The read control: the agent API's authentication and permission, then one row by reference."""
+
+    def get(self, request: Request, reference: str) -> Response:
+        row = Shipment.objects.filter(reference=reference).values("reference", "status").first()
+        return Response(row or {}, status=status.HTTP_200_OK if row else status.HTTP_404_NOT_FOUND)

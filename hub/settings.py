@@ -287,6 +287,13 @@ BATON = {
     "NOTIFY_MIN_GAP_SECONDS": envint("BATON_NOTIFY_MIN_GAP_SECONDS", 600),
     "QUIET_HOURS_START": envint("BATON_QUIET_HOURS_START", 21),
     "QUIET_HOURS_END": envint("BATON_QUIET_HOURS_END", 8),
+    "WORKER_BATCH_MESSAGES": envint("BATON_WORKER_BATCH_MESSAGES", 200),
+    # With a broker, `manage.py relay` publishes new messages in batches (nothing but the insert on
+    # the request path); off, each request publishes its own message once committed.
+    "RELAY": envbool("BATON_RELAY", "True"),
+    "RELAY_POLL_MS": envint("BATON_RELAY_POLL_MS", 50),
+    "RELAY_WINDOW_SECONDS": envint("BATON_RELAY_WINDOW_SECONDS", 5),
+    "CUSTODY_CACHE_SECONDS": envint("BATON_CUSTODY_CACHE_SECONDS", 300),
 }
 
 # The help contact shown on the customer's tracking page (and usable in message templates).

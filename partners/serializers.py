@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
@@ -68,6 +69,78 @@ class NativeEventSerializer(StrictSerializer):
         return attrs
 
 
+_QUICK_TEXT = {"event_id": 200, "sub_status": 32, "raw_status": 200, "note": 1000}
+_QUICK_KINDS = frozenset(value for value, _label in EventKind.choices if value != EventKind.HANDOFF)
+_QUICK_STATUSES = frozenset(Status.values)
+_QUICK_REASONS = frozenset(Reason.values)
+_QUICK_REQUIRED: dict[str, str] = {
+    EventKind.STATUS: "status",
+    EventKind.LOCATION: "location",
+    EventKind.ETA: "eta",
+}
+
+
+def _plain_text(value: object, longest: int, *, blank: bool) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= longest
+        and (blank or bool(value))
+        and value == value.strip()
+        and value.isprintable()
+    )
+
+
+def _quick_moment(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        return False
+    return moment is not None and moment.tzinfo is not None and 2000 <= moment.year < 9999
+
+
+def _quick_number(value: object, limit: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and -limit <= value <= limit
+
+
+def quick_native_event(data: Any) -> bool:
+    """True when `NativeEventSerializer` is sure to accept `data`, checked without DRF's machinery.
+
+    Covers the usual single event (a status or a position); anything else, valid or not, answers
+    False and goes through the serializer, which also words every error. DRF validation was about
+    0.8 ms of a request that should cost little more than its insert.
+    """
+    if not isinstance(data, dict) or not set(data) <= _QUICK_FIELDS:
+        return False
+    if not _plain_text(data.get("reference"), 128, blank=False):
+        return False
+    for name, longest in _QUICK_TEXT.items():
+        if name in data and not _plain_text(data[name], longest, blank=True):
+            return False
+    kind = data.get("kind", EventKind.STATUS)
+    if not isinstance(kind, str) or kind not in _QUICK_KINDS:
+        return False
+    if "status" in data and data["status"] not in _QUICK_STATUSES:
+        return False
+    if "reason" in data and data["reason"] not in _QUICK_REASONS:
+        return False
+    if not _quick_moment(data.get("occurred_at")):
+        return False
+    if "eta" in data and data["eta"] is not None and not _quick_moment(data["eta"]):
+        return False
+    location = data.get("location")
+    if "location" in data and not (
+        isinstance(location, dict)
+        and set(location) == {"lat", "lng"}
+        and _quick_number(location["lat"], 90)
+        and _quick_number(location["lng"], 180)
+    ):
+        return False
+    required = _QUICK_REQUIRED.get(kind)
+    return required is None or bool(data.get(required))
+
+
 class NativeBatchSerializer(StrictSerializer):
     events = NativeEventSerializer(many=True, allow_empty=False)
 
@@ -76,6 +149,9 @@ class NativeBatchSerializer(StrictSerializer):
         if len(value) > limit:
             raise serializers.ValidationError(f"At most {limit} events per request.")
         return value
+
+
+_QUICK_FIELDS = frozenset(NativeEventSerializer._declared_fields) - {"proof"}
 
 
 class AcceptedSerializer(serializers.Serializer):

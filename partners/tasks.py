@@ -20,6 +20,17 @@ def process_inbound_message(message_id: int) -> str:
     return services.process_inbound(message_id)
 
 
+@shared_task(
+    autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=10,
+)
+def process_inbound_messages(message_ids: list[int]) -> int:
+    """Apply many stored partner messages, each shipment reconciled once; safe to repeat."""
+    return len(services.process_inbound_batch(message_ids))
+
+
 @shared_task
 def sweep_unprocessed_messages() -> int:
     """Re-enqueue messages a lost broker message left waiting."""

@@ -32,6 +32,7 @@ from partners.serializers import (
     NativeBatchSerializer,
     NativeEventSerializer,
     UploadReportSerializer,
+    quick_native_event,
 )
 from tracking.views import get_shipment
 
@@ -135,7 +136,9 @@ class PartnerEventsView(PartnerAPIView):
         channel = InboundMessage.Channel.API
         try:
             data = parse_json(body)
-            if isinstance(data, dict) and "events" in data:
+            if quick_native_event(data):  # the usual single event: no serializer needed
+                events = [data]
+            elif isinstance(data, dict) and "events" in data:
                 serializer: serializers.Serializer = NativeBatchSerializer(data=data)
                 serializer.is_valid(raise_exception=True)
                 events = serializer.validated_data["events"]

@@ -127,6 +127,8 @@ def live_database_url() -> str:
 class Worker:
     """A real `celery worker` process on the test database; `kill()` and `start()` for fault tests."""
 
+    started: list["Worker"] = []  # running workers, the latest last: its relay is the one running
+
     def __init__(self, *, env: dict[str, str] | None = None, log_path: str | None = None) -> None:
         # A queue of its own: a worker left over from another run on the same Redis cannot steal tasks.
         self.queue = f"baton-test-{uuid.uuid4().hex[:10]}"
@@ -134,6 +136,8 @@ class Worker:
         self.env = env or {}
         self.log_path = log_path or os.path.join(settings.BASE_DIR, "var", "live-worker.log")
         self.log = open(self.log_path, "ab")  # noqa: SIM115
+        self.relay: subprocess.Popen[bytes] | None = None
+        self.relay_env: dict[str, str] = {}
 
     def start(self) -> None:
         env = {
@@ -171,6 +175,16 @@ class Worker:
             cwd=settings.BASE_DIR,
             start_new_session=True,  # its own process group: kill() reaches its pool and beat, nothing else
         )
+        # Production runs one `manage.py relay` beside the workers: it publishes what ingest stored
+        # to their queue. Here the worker started last is the one the tests talk to, so its relay
+        # is the only one running (another relay would hand the messages to another worker).
+        if self in Worker.started:
+            Worker.started.remove(self)
+        for other in Worker.started:
+            other.stop_relay()
+        Worker.started.append(self)
+        self.relay_env = env
+        self.start_relay()
         ready = wait_for(
             lambda: celery_app.control.ping(
                 timeout=0.5, destination=[f"{self.queue}@{socket.gethostname()}"]
@@ -194,6 +208,28 @@ class Worker:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.stop_relay()
+        if self in Worker.started:
+            Worker.started.remove(self)
+            if Worker.started:
+                Worker.started[-1].start_relay()
+
+    def start_relay(self) -> None:
+        if self.relay is None or self.relay.poll() is not None:
+            self.relay = subprocess.Popen(
+                [sys.executable, "manage.py", "relay"],
+                env=self.relay_env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                cwd=settings.BASE_DIR,
+                start_new_session=True,
+            )
+
+    def stop_relay(self) -> None:
+        if self.relay and self.relay.poll() is None:
+            self.relay.terminate()
+            self.relay.wait(timeout=20)
+        self.relay = None
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,13 @@ class ShipmentFilter(django_filters.FilterSet):
 
 
 class StrictLimitOffsetPagination(LimitOffsetPagination):
-    """Refuses a `limit` or `offset` that is not a whole number (400) instead of quietly paging from 0."""
+    """Refuses a `limit` or `offset` that is not a whole number (400) instead of quietly paging from 0.
+
+    A number past what the database can hold is refused too, rather than failing the query (500).
+    """
+
+    max_limit = 1000
+    LARGEST = 10**12
 
     def get_limit(self, request: Request) -> int | None:
         self.require_whole_number(request, self.limit_query_param)
@@ -46,7 +52,8 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         self.require_whole_number(request, self.offset_query_param)
         return super().get_offset(request)
 
-    @staticmethod
-    def require_whole_number(request: Request, name: str) -> None:
-        if any(not (value.isascii() and value.isdigit()) for value in request.query_params.getlist(name)):
-            raise exceptions.ValidationError({name: ["A whole number, 0 or more."]})
+    @classmethod
+    def require_whole_number(cls, request: Request, name: str) -> None:
+        for value in request.query_params.getlist(name):
+            if not (value.isascii() and value.isdigit()) or int(value) > cls.LARGEST:
+                raise exceptions.ValidationError({name: [f"A whole number from 0 to {cls.LARGEST}."]})

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from tracking import changes, timeline
@@ -89,6 +89,82 @@ def build_shipment_timeline(
     ), events
 
 
+def _custody_links(custodies: Iterable[Any]) -> list[timeline.CustodyLink]:
+    return [
+        timeline.CustodyLink(
+            id=c.pk,
+            partner_id=c.partner_id,
+            started_at=c.started_at,
+            ended_at=c.ended_at,
+            parent_id=c.handed_off_by_id,
+        )
+        for c in custodies
+    ]
+
+
+def _destination(shipment: Shipment) -> tuple[float, float] | None:
+    if shipment.latitude is None or shipment.longitude is None:
+        return None
+    return (shipment.latitude, shipment.longitude)
+
+
+def _apply_result(shipment: Shipment, result: timeline.Timeline) -> None:
+    shipment.status = result.status
+    shipment.reason = result.reason or ""
+    shipment.sub_status = result.sub_status
+    shipment.status_at = result.status_at
+    shipment.current_custody_id = result.custody_id
+    shipment.eta = result.eta
+    shipment.last_event_at = result.last_event_at
+    shipment.last_heard_at = result.last_heard_at
+    shipment.proof = dict(result.proof) if result.proof else None
+    shipment.flags = list(result.flags)
+
+
+def _stored_result(shipment: Shipment) -> timeline.Timeline:
+    """The persisted reconciliation of the shipment, without its entries (for `extend_timeline`)."""
+    return timeline.Timeline(
+        entries=(),
+        status=shipment.status,
+        reason=shipment.reason or None,
+        sub_status=shipment.sub_status,
+        custody_id=shipment.current_custody_id,
+        partner_id=None,
+        eta=shipment.eta,
+        proof=shipment.proof,
+        status_at=shipment.status_at,
+        last_event_at=shipment.last_event_at,
+        last_heard_at=shipment.last_heard_at,
+        flags=tuple(shipment.flags),
+    )
+
+
+def _close_ended_custody(shipment: Shipment, result: timeline.Timeline) -> None:
+    """The job has ended, so its holder's custody ends: route or vehicle events no longer reach it."""
+    if result.closes_custody_at is not None and result.custody_id is not None:
+        shipment.custody.filter(pk=result.custody_id, ended_at__isnull=True).update(
+            ended_at=result.closes_custody_at
+        )
+
+
+def save_reconciled(changed: Sequence[tuple[Shipment, changes.Snapshot]]) -> None:
+    """Persist the reconciled fields of shipments and publish each change (every path goes through here).
+
+    `changed` pairs each shipment, its new state already set, with its snapshot from before.
+    """
+    if len(changed) == 1:
+        changed[0][0].save(update_fields=[*Shipment.RECONCILED_FIELDS, "updated_at"])
+    elif changed:
+        moment = timezone.now()
+        for shipment, _before in changed:
+            shipment.updated_at = moment
+        Shipment.objects.bulk_update(
+            [shipment for shipment, _before in changed], [*Shipment.RECONCILED_FIELDS, "updated_at"]
+        )
+    for shipment, before in changed:
+        changes.publish(shipment, before)
+
+
 def reconcile_shipment(shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None) -> Shipment:
     """Recompute the timeline and persist it; the caller holds the shipment's row lock.
 
@@ -115,23 +191,9 @@ def reconcile_shipment(shipment: Shipment, *, events: Sequence[TrackingEvent] | 
         TrackingEvent.objects.bulk_update(
             changed, ["sequence", "applied", "flags", "custody", "effective_at"], batch_size=500
         )
-    shipment.status = result.status
-    shipment.reason = result.reason or ""
-    shipment.sub_status = result.sub_status
-    shipment.status_at = result.status_at
-    shipment.current_custody_id = result.custody_id
-    shipment.eta = result.eta
-    shipment.last_event_at = result.last_event_at
-    shipment.last_heard_at = result.last_heard_at
-    shipment.proof = dict(result.proof) if result.proof else None
-    shipment.flags = list(result.flags)
-    shipment.save(update_fields=[*Shipment.RECONCILED_FIELDS, "updated_at"])
-    if result.closes_custody_at is not None and result.custody_id is not None:
-        # The job has ended, so its holder's custody ends: route or vehicle events no longer reach it.
-        shipment.custody.filter(pk=result.custody_id, ended_at__isnull=True).update(
-            ended_at=result.closes_custody_at
-        )
-    changes.publish(shipment, before)
+    _apply_result(shipment, result)
+    _close_ended_custody(shipment, result)
+    save_reconciled([(shipment, before)])
     return shipment
 
 
@@ -156,19 +218,80 @@ def flags_at(
     return sorted(flags)
 
 
-def add_events_and_reconcile(shipment_id: int, rows: list[TrackingEvent]) -> Shipment:
-    """Store new facts for one shipment and reconcile it; a fact already known gains the message as evidence.
+# Kinds a batch may place at the end of a timeline without a rebuild (`timeline.extend_timeline`).
+_APPENDABLE_KINDS = frozenset({EventKind.LOCATION, EventKind.ETA, EventKind.NOTE})
 
-    The row lock serialises workers that process events of the same shipment at the same time.
+
+def add_facts_and_reconcile(rows_by_shipment: Mapping[int, Sequence[TrackingEvent]]) -> int:
+    """Store new facts for several shipments and reconcile each shipment once; return the facts stored.
+
+    One transaction with the shipments' row locks taken in id order (so concurrent batches wait,
+    never deadlock). A fact newer than everything its shipment has, of a kind that touches no other
+    entry (a position, an ETA, a note), is placed at the end (`timeline.extend_timeline`): one insert,
+    nothing reloaded. Anything else (a status, a fact landing in the past) rebuilds that shipment's
+    whole timeline (`reconcile_shipment`). Duplicates (same dedupe key) are dropped; on the rebuild
+    path a step already known (same key or same meaning) gains the message as evidence instead.
     """
+    ids = sorted(rows_by_shipment)
+    if not ids:
+        return 0
+    rules = timeline_rules()
+    stored = 0
     with transaction.atomic():
-        shipment = Shipment.objects.select_for_update().get(pk=shipment_id)
-        events = list(shipment.events.all())
-        # Every writer of a shipment's events holds this lock, so the known keys are all the keys.
-        created = TrackingEvent.objects.bulk_create(_keep_evidence(events, rows))
-        if any(event.pk is None for event in created):  # a backend that returns no ids
-            return reconcile_shipment(shipment)
-        return reconcile_shipment(shipment, events=[*events, *created])
+        shipments = list(
+            Shipment.objects.select_for_update().filter(pk__in=ids).order_by("pk").prefetch_related("custody")
+        )
+        keys = {r.dedupe_key for rows in rows_by_shipment.values() for r in rows}
+        seen = set(
+            TrackingEvent.objects.filter(shipment_id__in=ids, dedupe_key__in=keys).values_list(
+                "shipment_id", "dedupe_key"
+            )
+        )
+        counts = {
+            sid: (n, top or 0)
+            for sid, n, top in TrackingEvent.objects.filter(shipment_id__in=ids)
+            .values("shipment_id")
+            .annotate(n=Count("id"), top=Max("sequence"))
+            .values_list("shipment_id", "n", "top")
+        }
+        appended: list[TrackingEvent] = []
+        changed: list[tuple[Shipment, changes.Snapshot]] = []
+        for shipment in shipments:
+            rows = rows_by_shipment[shipment.pk]
+            new: list[TrackingEvent] = []
+            for row in rows:
+                if (shipment.pk, row.dedupe_key) not in seen:  # the first copy is the fact
+                    seen.add((shipment.pk, row.dedupe_key))
+                    new.append(row)
+            appendable = all(row.kind in _APPENDABLE_KINDS for row in rows)
+            if not new and appendable:
+                continue  # positions, ETAs and notes already known: no step to merge them into
+            count, top = counts.get(shipment.pk, (0, 0))
+            placed = (
+                _append(shipment, new, count, top, rules) if new and appendable and count == top else None
+            )
+            if placed is None:
+                # A status (or a fact landing in the past): merge reports of a step already known
+                # (`_keep_evidence`) using the events the rebuild loads anyway.
+                events = list(shipment.events.all())
+                created = TrackingEvent.objects.bulk_create(_keep_evidence(events, rows))
+                stored += len(created)
+                if not created:
+                    continue
+                if any(event.pk is None for event in created):  # a backend that returns no ids
+                    reconcile_shipment(shipment)
+                else:
+                    reconcile_shipment(shipment, events=[*events, *created])
+            else:
+                stored += len(new)
+                appended.extend(new)
+                before = changes.Snapshot.of(shipment)
+                _apply_result(shipment, placed)
+                _close_ended_custody(shipment, placed)
+                changed.append((shipment, before))
+        TrackingEvent.objects.bulk_create(appended)
+        save_reconciled(changed)
+    return stored
 
 
 def _step_meaning(event: TrackingEvent) -> tuple[object, ...] | None:
@@ -204,6 +327,25 @@ def _keep_evidence(known: Sequence[TrackingEvent], rows: Sequence[TrackingEvent]
     if changed:
         TrackingEvent.objects.bulk_update(list(changed.values()), ["details"])
     return new
+
+
+def _append(
+    shipment: Shipment, rows: Sequence[TrackingEvent], count: int, top: int, rules: timeline.Rules
+) -> timeline.Timeline | None:
+    """Place the rows after the shipment's stored timeline, or None when it must be rebuilt."""
+    links = _custody_links(shipment.custody.all())
+    result = _stored_result(shipment)
+    for row in sorted(rows, key=lambda r: r.occurred_at):
+        extended = timeline.extend_timeline(result, _as_fact(row), links, rules=rules)
+        if extended is None:
+            return None
+        result = extended
+    for sequence, (row, entry) in enumerate(
+        zip(sorted(rows, key=lambda r: r.occurred_at), result.entries, strict=True), start=count + 1
+    ):
+        row.sequence, row.applied, row.flags = sequence, entry.applied, list(entry.flags)
+        row.custody_id, row.effective_at = entry.custody_id, entry.effective_at
+    return result
 
 
 def public_tracking(shipment: Shipment, *, proof_unlocked: bool = False) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -253,6 +253,70 @@ def last_heard_from(facts: Iterable[EventFact], partner_id: int | None) -> datet
     """When Baton last received anything from this partner: receipt time, not the time it reports."""
     return max(
         (f.received_at for f in facts if f.partner_id == partner_id and partner_id is not None), default=None
+    )
+
+
+# Kinds that only ever affect their own entry, the ETA and the last-event time: a newer one of these
+# can be placed at the end of a timeline without revisiting any other entry.
+_APPENDABLE_KINDS = frozenset({EventKind.LOCATION, EventKind.ETA, EventKind.NOTE})
+
+
+def extend_timeline(
+    previous: Timeline,
+    fact: EventFact,
+    custody: Sequence[CustodyLink],
+    *,
+    rules: Rules = _DEFAULT_RULES,
+) -> Timeline | None:
+    """`previous` with one more fact placed last, or None when only `build_timeline` can tell.
+
+    `previous` is `build_timeline` of the other facts with the same custody and rules and no `now`
+    (its entries may be left out: they are neither read nor revisited). The fact must be new (no
+    earlier fact shares its dedupe key). Covers the common case, a position or ETA newer than
+    everything else: then `extend_timeline(build_timeline(facts), fact)` is `build_timeline(facts + [fact])`.
+    """
+    if fact.kind not in _APPENDABLE_KINDS:
+        return None
+    row = _place(fact, rules)
+    if previous.last_event_at is not None and row.effective_at <= previous.last_event_at:
+        return None  # it lands in the past: the entries after it move
+    links = sorted(custody, key=lambda link: (link.started_at, link.id))
+    current = _current_link(links)
+    if (current.id if current else None) != previous.custody_id:
+        return None  # the custody changed since `previous` was built
+    heard_from_holder = current is not None and fact.partner_id == current.partner_id
+    if (
+        heard_from_holder
+        and fact.timed
+        and previous.last_heard_at is not None
+        and fact.received_at < previous.last_heard_at
+    ):
+        return None  # an undated report of its source received since may have to move after it
+    _check_custody(row, links)
+    row.applied = row.custody_ok
+    eta = previous.eta
+    if (
+        row.applied
+        and current is not None
+        and previous.status not in TERMINAL_STATUSES
+        and fact.partner_id == current.partner_id
+        and fact.eta is not None
+    ):
+        eta = fact.eta
+    entry = Entry(fact.id, row.effective_at, row.custody_id, row.applied, tuple(sorted(row.flags)))
+    return replace(
+        previous,
+        entries=(*previous.entries, entry),
+        eta=eta,
+        last_event_at=row.effective_at,
+        flags=tuple(sorted({*previous.flags, *row.flags})),
+        # Receipt time from the holder, as `last_heard_from` takes it (the custody is unchanged, so is
+        # `closes_custody_at`).
+        last_heard_at=(
+            max(filter(None, (previous.last_heard_at, fact.received_at)))
+            if heard_from_holder
+            else previous.last_heard_at
+        ),
     )
 
 

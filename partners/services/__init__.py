@@ -15,10 +15,12 @@ from partners.services.custody import HandOffError, assign_shipment, hand_off
 from partners.services.holder import Routed, send_to_holder
 from partners.services.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_idempotent
 from partners.services.inbound import (
+    Relay,
     adapter_for,
     enqueue_processing,
     finish_message,
     process_inbound,
+    process_inbound_batch,
     record_inbound,
     replay_messages,
     sweep_unprocessed,
@@ -32,6 +34,7 @@ from partners.services.matching import (
     find_custodies,
     match_events,
     record_events,
+    record_message_events,
 )
 from partners.services.polling import poll_custody, poll_pull_partners
 from partners.services.uploads import UPLOAD_FIELDS, check_upload_rows
@@ -43,6 +46,7 @@ __all__ = [
     "IdempotencyMismatch",
     "Matched",
     "NotHeld",
+    "Relay",
     "Routed",
     "adapter_for",
     "assign_shipment",
@@ -59,8 +63,10 @@ __all__ = [
     "poll_custody",
     "poll_pull_partners",
     "process_inbound",
+    "process_inbound_batch",
     "record_events",
     "record_inbound",
+    "record_message_events",
     "replay_messages",
     "run_idempotent",
     "send_to_holder",

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from hub import metrics
 from hub.logs import current_request_id, log_context
 from partners.adapters import get_adapter
-from partners.adapters.base import PartnerError
+from partners.adapters.base import NormalizedEvent, PartnerError
 from partners.models import InboundMessage, Partner
-from partners.services.matching import record_events
+from partners.services.matching import record_message_events
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +53,17 @@ def record_inbound(
         metrics.MESSAGES_REJECTED.labels(**labels).inc()
     else:
         metrics.MESSAGES_ACCEPTED.labels(**labels).inc()
-    if enqueue and state == InboundMessage.State.RECEIVED:
+    if enqueue and state == InboundMessage.State.RECEIVED and not relay_enabled():
         enqueue_processing([message.pk])
     return message
+
+
+def relay_enabled() -> bool:
+    """With a broker, new messages reach the workers through the relay, not a publish per request.
+
+    Eager Celery (development without Redis, and the tests) processes each message at once instead.
+    """
+    return bool(settings.BATON["RELAY"]) and not current_app.conf.task_always_eager
 
 
 def enqueue_processing(message_ids: Iterable[int]) -> None:
@@ -59,17 +71,57 @@ def enqueue_processing(message_ids: Iterable[int]) -> None:
     transaction.on_commit(lambda: _send_to_broker(ids))
 
 
-def _send_to_broker(ids: list[int]) -> None:
-    from partners.tasks import process_inbound_message
+def _send_to_broker(ids: list[int]) -> bool:
+    """Publish processing tasks of up to WORKER_BATCH_MESSAGES messages; False if the broker is down."""
+    from partners.tasks import process_inbound_messages
 
-    for message_id in ids:
+    size = settings.BATON["WORKER_BATCH_MESSAGES"]
+    for start in range(0, len(ids), size):
         try:
-            process_inbound_message.delay(message_id)
+            process_inbound_messages.delay(ids[start : start + size])
         except KombuOperationalError:
             # The messages are committed, so the partner's 2xx stands: the sweep enqueues them once
-            # the broker is back. Stop here rather than wait out the publish retries for each id.
+            # the broker is back. Stop here rather than wait out the publish retries for each batch.
             log.warning("broker down; %d stored message(s) left for the sweep", len(ids), exc_info=True)
-            return
+            return False
+    return True
+
+
+# Hand-offs and polls are stored as received too, but applied by the request or task that stored
+# them: the relay leaves them alone. Every other channel is processed by a worker.
+APPLIED_IN_PLACE = (InboundMessage.Channel.HANDOFF, InboundMessage.Channel.POLL)
+
+
+class Relay:
+    """Publishes newly stored messages to the workers in batches: the inbound table is the outbox.
+
+    Each pass reads the ids of messages received within `window` and still waiting (one index range
+    scan) and publishes those it has not published yet. Anything it misses (relay down, broker down
+    for longer than the window) is left to the sweep, as a lost broker message always was.
+    """
+
+    def __init__(self, *, window: timedelta) -> None:
+        self.window = window
+        self.published: dict[int, float] = {}
+
+    def run_once(self) -> int:
+        """Publish what is new since the last pass; return how many messages were published."""
+        now = time.monotonic()
+        waiting = (
+            InboundMessage.objects.filter(
+                state=InboundMessage.State.RECEIVED, received_at__gte=timezone.now() - self.window
+            )
+            .exclude(channel__in=APPLIED_IN_PLACE)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        new = [pk for pk in waiting if pk not in self.published]
+        if new and _send_to_broker(new):
+            self.published.update(dict.fromkeys(new, now))
+        horizon = now - 2 * self.window.total_seconds()
+        if len(self.published) > 10_000 or (self.published and next(iter(self.published.values())) < horizon):
+            self.published = {pk: at for pk, at in self.published.items() if at >= horizon}
+        return len(new)
 
 
 def adapter_for(message: InboundMessage) -> str:
@@ -84,55 +136,110 @@ def adapter_for(message: InboundMessage) -> str:
 
 def process_inbound(message_id: int) -> str:
     """Parse and apply one stored message. Safe to run again: facts are deduplicated."""
-    message = InboundMessage.objects.select_related("partner").filter(pk=message_id).first()
-    if message is None:
-        return "missing"
-    if message.state in (InboundMessage.State.PROCESSED, InboundMessage.State.REJECTED):
-        return message.state
-    # The worker's log lines for this message carry the id of the request that brought it.
-    with log_context(request_id=message.request_id, message_id=message.pk):
-        return _apply_message(message)
+    return process_inbound_batch([message_id], retry_alone=False).get(message_id, "missing")
 
 
-def _apply_message(message: InboundMessage) -> str:
-    partner = message.partner
-    InboundMessage.objects.filter(pk=message.pk).update(attempts=message.attempts + 1)
-    try:
-        events = get_adapter(adapter_for(message)).parse(
-            bytes(message.body), headers=message.headers, tz=partner.tzinfo
+def process_inbound_batch(message_ids: Sequence[int], *, retry_alone: bool = True) -> dict[int, str]:
+    """Parse and apply many stored messages, reconciling each shipment they touch once; return their states.
+
+    Safe to run again: finished messages are skipped and facts are deduplicated. A message whose
+    parse fails for a reason a retry can cure goes back to the queue on its own (`retry_alone`),
+    so it never holds up the rest; without `retry_alone` the error is raised.
+    """
+    messages = list(
+        InboundMessage.objects.select_related("partner")
+        .filter(pk__in=message_ids)
+        .exclude(state__in=(InboundMessage.State.PROCESSED, InboundMessage.State.REJECTED))
+        .order_by("pk")
+    )
+    states: dict[int, str] = dict(
+        InboundMessage.objects.filter(pk__in=set(message_ids) - {m.pk for m in messages}).values_list(
+            "pk", "state"
         )
-    except PartnerError as exc:
-        if not exc.permanent:
-            raise
-        return finish_message(message, InboundMessage.State.FAILED, f"cannot parse: {exc.message}", 0)
-    unmatched = record_events(partner, events, message=message)
-    if unmatched:
-        refs = sorted({r for e in unmatched for r in (e.references or (e.group_reference,))})
-        reason = f"no shipment held by {partner.slug} under: {', '.join(refs)[:500]}"
-        return finish_message(message, InboundMessage.State.UNMATCHED, reason, len(events) - len(unmatched))
-    return finish_message(message, InboundMessage.State.PROCESSED, "", len(events))
+    )
+    if not messages:
+        return states
+    InboundMessage.objects.filter(pk__in=[m.pk for m in messages]).update(attempts=F("attempts") + 1)
+    parsed: list[tuple[InboundMessage, list[NormalizedEvent]]] = []
+    for message in messages:
+        try:
+            # Log lines about this message carry the id of the request that brought it.
+            with log_context(request_id=message.request_id, message_id=message.pk):
+                events = get_adapter(adapter_for(message)).parse(
+                    bytes(message.body), headers=message.headers, tz=message.partner.tzinfo
+                )
+        except PartnerError as exc:
+            if exc.permanent:
+                states[message.pk] = finish_message(
+                    message, InboundMessage.State.FAILED, f"cannot parse: {exc.message}", 0
+                )
+            elif retry_alone:
+                _retry_alone(message.pk)
+            else:
+                raise
+            continue
+        parsed.append((message, events))
+    unmatched = record_message_events(parsed)
+    for state, finished in _outcomes(parsed, unmatched).items():
+        for recorded, error, group in finished:
+            finish_messages(group, state, error, recorded)
+            states.update((m.pk, state) for m in group)
+    return states
+
+
+def _outcomes(
+    parsed: Sequence[tuple[InboundMessage, list[NormalizedEvent]]],
+    unmatched: Mapping[int, list[NormalizedEvent]],
+) -> dict[str, list[tuple[int, str, list[InboundMessage]]]]:
+    """Messages grouped by what is written back on them, so alike messages take one update."""
+    groups: dict[tuple[str, int, str], list[InboundMessage]] = defaultdict(list)
+    for message, events in parsed:
+        missing = unmatched.get(message.pk, [])
+        if missing:
+            refs = sorted({r for e in missing for r in (e.references or (e.group_reference,))})
+            reason = f"no shipment held by {message.partner.slug} under: {', '.join(refs)[:500]}"
+            key = (InboundMessage.State.UNMATCHED.value, len(events) - len(missing), reason)
+        else:
+            key = (InboundMessage.State.PROCESSED.value, len(events), "")
+        groups[key].append(message)
+    result: dict[str, list[tuple[int, str, list[InboundMessage]]]] = defaultdict(list)
+    for (state, recorded, error), group in groups.items():
+        result[state].append((recorded, error, group))
+    return result
+
+
+def _retry_alone(message_id: int) -> None:
+    from partners.tasks import process_inbound_message
+
+    transaction.on_commit(lambda: process_inbound_message.delay(message_id))
 
 
 def finish_message(message: InboundMessage, state: str, error: str, recorded: int = 0) -> str:
+    return finish_messages([message], state, error, recorded)
+
+
+def finish_messages(messages: Sequence[InboundMessage], state: str, error: str, recorded: int = 0) -> str:
+    """Write the outcome on messages that share it (one update), with a metric and a log line each."""
     now = timezone.now()
-    InboundMessage.objects.filter(pk=message.pk).update(
+    InboundMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
         state=state, error=error, events_recorded=recorded, processed_at=now
     )
-    lag = (now - message.received_at).total_seconds()
-    metrics.MESSAGES_FINISHED.labels(outcome=state, channel=message.channel).inc()
-    metrics.ACCEPTANCE_LAG.labels(outcome=state).observe(max(0.0, lag))
-    log.info(
-        "inbound message finished",
-        extra={
-            "message_id": message.pk,
-            "request_id": message.request_id,
-            "partner": message.partner.slug,
-            "channel": message.channel,
-            "state": state,
-            "events_recorded": recorded,
-            "lag_seconds": round(lag, 3),
-        },
-    )
+    for message in messages:
+        lag = (now - message.received_at).total_seconds()
+        metrics.MESSAGES_FINISHED.labels(outcome=state, channel=message.channel).inc()
+        metrics.ACCEPTANCE_LAG.labels(outcome=state).observe(max(0.0, lag))
+        log.info(
+            "inbound message finished",
+            extra={
+                "message_id": message.pk,
+                "request_id": message.request_id,
+                "partner": message.partner.slug,
+                "channel": message.channel,
+                "state": state,
+                "events_recorded": recorded,
+                "lag_seconds": round(lag, 3),
+            },
+        )
     return state
 
 

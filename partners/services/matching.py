@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Q
 
 from partners.adapters.base import EventKind, NormalizedEvent
 from partners.models import Custody, InboundMessage, Partner
 from tracking.models import TrackingEvent
-from tracking.services import add_events_and_reconcile
+from tracking.services import add_facts_and_reconcile
 
 
 class NotHeld(Exception):
@@ -185,30 +188,75 @@ def record_events(
     partner: Partner, events: Sequence[NormalizedEvent], *, message: InboundMessage
 ) -> list[NormalizedEvent]:
     """Record a message's events on the shipments they match; return those that matched none."""
-    matched = match_events(partner, events, received_at=message.received_at)
-    # Events with no time of their own are fingerprinted by the bytes that carried them, so a
-    # byte-identical redelivery days later is still the same fact.
-    index = {id(e): i for i, e in enumerate(events)}
-    for shipment_id in sorted(matched.by_shipment):  # a fixed lock order: no deadlocks
-        rows = [
-            event_row(
-                event,
-                shipment_id=shipment_id,
-                partner=partner,
-                message=message,
-                received_at=message.received_at,
-                fallback_key=f"{message.content_hash}:{index[id(event)]}",
-                custody_id=custody.pk,
+    return record_message_events([(message, list(events))]).get(message.pk, [])
+
+
+def record_message_events(
+    parsed: Sequence[tuple[InboundMessage, Sequence[NormalizedEvent]]],
+) -> dict[int, list[NormalizedEvent]]:
+    """Record the events of several messages, each shipment reconciled once; the unmatched by message id."""
+    rows: dict[int, list[TrackingEvent]] = defaultdict(list)
+    unmatched: dict[int, list[NormalizedEvent]] = defaultdict(list)
+    by_partner: dict[int, list[tuple[InboundMessage, Sequence[NormalizedEvent]]]] = defaultdict(list)
+    for message, events in parsed:
+        by_partner[message.partner_id].append((message, events))
+    for items in by_partner.values():
+        partner = items[0][0].partner
+        # A stop event teaches its route to the custody (`_learn_group_references`); a route-wide
+        # event in a later message must see that, so with route-wide events match message by message.
+        sequential = any(e.applies_to_group for _, events in items for e in events)
+        for chunk in ([item] for item in items) if sequential else [items]:
+            owner = {id(e): (message, i) for message, events in chunk for i, e in enumerate(events)}
+            # Route-wide events come one message at a time, so their receipt time is that message's.
+            received_at = min(message.received_at for message, _ in chunk)
+            matched = match_events(
+                partner, [e for _, events in chunk for e in events], received_at=received_at
             )
-            for event, custody in matched.by_shipment[shipment_id]
-        ]
-        add_events_and_reconcile(shipment_id, rows)
-    return matched.unmatched
+            for shipment_id, pairs in matched.by_shipment.items():
+                for event, custody in pairs:
+                    message, index = owner[id(event)]
+                    # Events with no time of their own are fingerprinted by the bytes that carried
+                    # them, so a byte-identical redelivery days later is still the same fact.
+                    rows[shipment_id].append(
+                        event_row(
+                            event,
+                            shipment_id=shipment_id,
+                            partner=partner,
+                            message=message,
+                            received_at=message.received_at,
+                            fallback_key=f"{message.content_hash}:{index}",
+                            custody_id=custody.pk,
+                        )
+                    )
+            for event in matched.unmatched:
+                unmatched[owner[id(event)][0].pk].append(event)
+    add_facts_and_reconcile(rows)
+    return unmatched
+
+
+# (partner key hash, reference) -> until when it is known to be held: once held, a reference stays
+# acceptable ("holds or held"), so remembering it for a while per process saves the custody lookup
+# on the request path of every event after a job's first. Keyed by the partner's key hash, which no
+# other partner row can share, rather than by a primary key a test database may hand out again.
+_held_cache: dict[tuple[str, str], float] = {}
+_HELD_CACHE_MAX = 200_000
 
 
 def check_custody(partner: Partner, references: Iterable[str]) -> None:
-    """Raise NotHeld unless the partner holds or held a shipment under every reference."""
-    refs = set(references)
-    missing = refs - set(find_custodies(partner, refs))
+    """Raise NotHeld unless the partner holds or held a shipment under every reference.
+
+    A reference found held is remembered in the process for CUSTODY_CACHE_SECONDS.
+    """
+    now = time.monotonic()
+    owner = partner.api_key_hash or f"pk:{partner.pk}"
+    refs = {r for r in references if _held_cache.get((owner, r), 0.0) <= now}
+    if not refs:
+        return
+    found = set(find_custodies(partner, refs))
+    missing = refs - found
     if missing:
         raise NotHeld(sorted(missing))
+    if len(_held_cache) >= _HELD_CACHE_MAX:
+        _held_cache.clear()
+    until = now + settings.BATON["CUSTODY_CACHE_SECONDS"]
+    _held_cache.update(((owner, r), until) for r in refs)

@@ -9,6 +9,7 @@ from contactcentre import queues, services
 from contactcentre.models import Case
 from partners.models import InboundMessage
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
+from tracking.models import TrackingEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -166,3 +167,31 @@ def test_the_queue_page_costs_the_same_queries_whatever_the_size(
         for slug in ["blind_spots", "conflicts", "failed_attempts", "past_sla", "unassigned"]:
             with django_assert_max_num_queries(17):
                 assert client.get(f"/console/?queue={slug}").status_code == 200
+
+
+@pytest.mark.parametrize("size", [1, 40])
+def test_the_shipment_and_case_pages_cost_the_same_queries_whatever_the_history(
+    client, operator, supervisor, held_shipment, size, django_assert_max_num_queries
+):
+    partner = held_shipment.current_custody.partner
+    now = timezone.now()
+    case = services.open_case(held_shipment, channel="phone", reason="late", opened_by=supervisor)
+    for n in range(size):
+        message = InboundMessage.objects.create(
+            partner=partner, channel="api", body=b"{}", content_hash=f"h{n}", received_at=now
+        )
+        TrackingEvent.objects.create(
+            shipment=held_shipment, partner=partner, custody=held_shipment.current_custody, message=message,
+            kind="status", status="in_transit", occurred_at=now - timedelta(minutes=n), received_at=now,
+            dedupe_key=f"k{n}", flags=["conflict"],
+        )  # fmt: skip
+        services.add_note(case, body=f"note {n}", by=supervisor)
+        services.open_case(
+            held_shipment, channel="email", reason="late", opened_by=supervisor, owner=supervisor
+        )
+    for user in (operator, supervisor):
+        client.force_login(user)
+        with django_assert_max_num_queries(14):
+            assert client.get("/console/shipments/ORD-1/").status_code == 200
+        with django_assert_max_num_queries(17):
+            assert client.get(f"/console/cases/{case.pk}/").status_code == 200

@@ -107,7 +107,7 @@ def test_an_accepted_and_processed_message_moves_the_ingest_metrics(custody, par
     lag = "baton_acceptance_to_timeline_lag_seconds_count"
     assert sample(after, lag, outcome="processed") == sample(before, lag, outcome="processed") + 1
     task = "baton_celery_task_duration_seconds_count"
-    task_labels = {"task": "partners.tasks.process_inbound_message", "state": "SUCCESS"}
+    task_labels = {"task": "partners.tasks.process_inbound_messages", "state": "SUCCESS"}
     assert sample(after, task, **task_labels) == sample(before, task, **task_labels) + 1
 
 

@@ -116,3 +116,83 @@ def test_the_live_worker_with_two_processes_loses_no_update(live_worker):
     processed = InboundMessage.objects.filter(pk__in=ids, state=InboundMessage.State.PROCESSED)
     assert wait_for(lambda: processed.count() == len(ids), timeout=60)
     assert_no_update_lost(job.shipment, "LW", 30)
+
+
+def process_batches_at_once(batches: list[list[int]]) -> list[dict[int, str]]:
+    """One thread per batch, each on its own connection, released together by a barrier."""
+    barrier = threading.Barrier(len(batches))
+    results: list[dict[int, str]] = []
+    errors: list[BaseException] = []
+
+    def work(batch: list[int]) -> None:
+        try:
+            connection.ensure_connection()
+            barrier.wait(timeout=30)
+            results.append(services.process_inbound_batch(batch))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    return results
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_workers_with_interleaved_batches_on_the_same_shipments_lose_no_update(round_):
+    partner = PartnerFactory()
+    references = [f"IB{round_}-{n}" for n in range(3)]
+    jobs = [new_job(partner, reference) for reference in references]
+    per_job = {
+        reference: one_message_per_event(partner, reference, 8, enqueue=False) for reference in references
+    }
+    # Worker A gets the even messages of every shipment, worker B the odd ones, at the same moment.
+    interleaved = [pk for group in zip(*per_job.values(), strict=True) for pk in group]
+    batches = [interleaved[0::2], interleaved[1::2]]
+
+    results = process_batches_at_once(batches)
+
+    assert sorted(state for result in results for state in result.values()) == ["processed"] * 24
+    for job, reference in zip(jobs, references, strict=True):
+        assert_no_update_lost(job.shipment, reference, 8)
+
+
+def test_two_workers_placing_positions_at_the_end_of_one_timeline_lose_none():
+    partner = PartnerFactory()
+    job = new_job(partner, "POS")
+    ids = one_message_per_event(partner, "POS", 2, enqueue=False)
+    services.process_inbound_batch(ids)  # the timeline exists: later positions are placed at its end
+    positions = []
+    with transaction.atomic():
+        for n in range(20):
+            body = {
+                "reference": "POS",
+                "kind": "location",
+                "event_id": f"POS-l{n}",
+                "location": {"lat": 51.5, "lng": -0.1 + n / 1e4},
+                "occurred_at": (MORNING + timedelta(hours=1, minutes=n)).isoformat(),
+            }
+            positions.append(
+                services.record_inbound(
+                    partner,
+                    channel=InboundMessage.Channel.API,
+                    body=json.dumps(body).encode(),
+                    headers={},
+                    enqueue=False,
+                ).pk
+            )
+
+    process_batches_at_once([positions[0::2], positions[1::2]])
+
+    shipment = Shipment.objects.get(pk=job.shipment_id)
+    events = list(shipment.events.order_by("sequence", "id"))
+    assert [e.sequence for e in events] == list(range(1, 23))
+    rebuilt, _ = build_shipment_timeline(shipment)
+    assert [e.pk for e in events] == [entry.event_id for entry in rebuilt.entries]
+    assert shipment.last_event_at == MORNING + timedelta(hours=1, minutes=19)

@@ -100,7 +100,7 @@ def test_a_webhook_is_followed_by_metrics_and_its_request_id_to_the_worker(
     assert sample(worker_after, "baton_partner_messages_finished_total", **finished) == (
         sample(worker_before, "baton_partner_messages_finished_total", **finished) + 1
     )
-    task = {"task": "partners.tasks.process_inbound_message", "state": "SUCCESS"}
+    task = {"task": "partners.tasks.process_inbound_messages", "state": "SUCCESS"}
     assert sample(worker_after, "baton_celery_task_duration_seconds_count", **task) >= (
         sample(worker_before, "baton_celery_task_duration_seconds_count", **task) + 1
     )

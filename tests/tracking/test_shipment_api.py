@@ -189,3 +189,11 @@ def test_last_heard_means_the_same_in_the_list_the_detail_and_the_console(
     assert "Baton last received anything from the current holder about this job" in console
     assert localtime(received).strftime("%-d %b %H:%M") in console
     assert localtime(reported).strftime("%-d %b %H:%M") not in console
+
+
+def test_a_limit_or_offset_past_what_the_database_holds_is_a_400_not_a_500(agent_client):
+    for query in ("limit=4023040875765514595467264", "offset=99999999999999999999999"):
+        response = agent_client.get(f"/api/v1/shipments?{query}")
+
+        assert response.status_code == 400, query
+        assert set(response.json()["fields"]) <= {"limit", "offset"}

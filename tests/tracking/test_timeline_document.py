@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from partners import services as partner_services
@@ -130,7 +129,8 @@ def test_the_plain_document_writes_times_in_the_current_time_zone_like_drf(rich_
 def test_the_timeline_costs_the_same_queries_for_1_or_50_entries(rich_timeline, agent_client):
     shipment = rich_timeline
     url = f"/api/v1/shipments/{shipment.reference}/timeline"
-    with CaptureQueriesContext(connection) as few:
+    few: list[str] = []
+    with connection.execute_wrapper(lambda execute, sql, *args: few.append(sql) or execute(sql, *args)):
         agent_client.get(url)
     TrackingEvent.objects.bulk_create(
         TrackingEvent(
@@ -145,8 +145,9 @@ def test_the_timeline_costs_the_same_queries_for_1_or_50_entries(rich_timeline, 
         )
         for n in range(50)
     )
-    with CaptureQueriesContext(connection) as many:
+    many: list[str] = []
+    with connection.execute_wrapper(lambda execute, sql, *args: many.append(sql) or execute(sql, *args)):
         response = agent_client.get(url)
 
     assert len(response.json()["entries"]) >= 50
-    assert len(few.captured_queries) == len(many.captured_queries)
+    assert 0 < len(few) == len(many) <= 5

@@ -1,0 +1,101 @@
+"""The accept path: only the insert on the request (the relay publishes), a cached custody check."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from hub.celery import app as celery_app
+from partners import services
+from partners.models import InboundMessage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def broker_mode(settings):
+    """As in production: a broker (not eager) and the relay on; tasks published are then run here."""
+    settings.BATON = {**settings.BATON, "RELAY": True}
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = True
+
+
+def post_event(client, minute: int) -> int:
+    body = {
+        "reference": "SWIFT-77",
+        "status": "in_transit",
+        "event_id": f"e{minute}",
+        "occurred_at": (timezone.now() - timedelta(minutes=60 - minute)).isoformat(),
+    }
+    response = client.post("/api/partner/v1/events", body, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()["message_id"]
+
+
+def test_accepted_events_wait_for_the_relay_which_publishes_each_once(
+    broker_mode, custody, partner_client, monkeypatch
+):
+    published: list[list[int]] = []
+    monkeypatch.setattr(
+        "partners.tasks.process_inbound_messages.delay", lambda ids: published.append(list(ids))
+    )
+    client = partner_client(custody.partner)
+    ids = [post_event(client, n) for n in range(3)]
+    assert published == []  # nothing but the insert on the request path
+    handoff = services.record_inbound(
+        custody.partner, channel=InboundMessage.Channel.HANDOFF, body=b"{}", headers={}, enqueue=False
+    )
+    old = services.record_inbound(custody.partner, channel=InboundMessage.Channel.API, body=b"{}", headers={})
+    InboundMessage.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(hours=1))
+
+    relay = services.Relay(window=timedelta(seconds=30))
+    assert relay.run_once() == 3
+    assert relay.run_once() == 0  # published already, still waiting for a worker
+    later = post_event(client, 10)
+    assert relay.run_once() == 1
+
+    assert published == [ids, [later]]
+    assert all(handoff.pk not in batch for batch in published)  # applied by the request that stored it
+    assert services.sweep_unprocessed() == 1  # older than the window: left to the sweep
+    assert published[-1] == [old.pk]
+
+
+def test_the_relay_command_gets_waiting_messages_onto_their_timeline(broker_mode, custody, partner_client):
+    ids = [post_event(partner_client(custody.partner), n) for n in range(2)]
+    assert set(InboundMessage.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"received"}
+
+    celery_app.conf.task_always_eager = True  # the "worker" runs what the relay publishes, here
+    call_command("relay", "--once")
+
+    assert set(InboundMessage.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"processed"}
+    assert custody.shipment.events.count() == 2
+    assert json.loads(bytes(InboundMessage.objects.get(pk=ids[0]).body))["event_id"] == "e0"
+
+
+def test_without_a_broker_each_message_is_processed_at_once(custody, partner_client, settings):
+    settings.BATON = {**settings.BATON, "RELAY": True}  # eager Celery: the relay is not needed
+    message_id = post_event(partner_client(custody.partner), 1)
+
+    assert InboundMessage.objects.get(pk=message_id).state == "processed"
+
+
+def test_a_reference_once_found_held_is_not_looked_up_again_and_an_unknown_one_still_gets_404(
+    broker_mode, custody, partner_client
+):
+    client = partner_client(custody.partner)
+    post_event(client, 1)  # looks the custody up
+    again: list[str] = []
+    with connection.execute_wrapper(lambda execute, sql, *args: again.append(sql) or execute(sql, *args)):
+        post_event(client, 2)
+    unknown = client.post(
+        "/api/partner/v1/events",
+        {"reference": "NOT-MINE", "status": "in_transit", "occurred_at": timezone.now().isoformat()},
+        format="json",
+    )
+
+    assert [sql.split()[0] for sql in again] == ["INSERT"]  # the message, no custody lookup
+    assert unknown.status_code == 404
