@@ -278,11 +278,15 @@ BATON = {
     "RELAY_POLL_MS": envint("BATON_RELAY_POLL_MS", 50),
     "RELAY_WINDOW_SECONDS": envint("BATON_RELAY_WINDOW_SECONDS", 5),
     "CUSTODY_CACHE_SECONDS": envint("BATON_CUSTODY_CACHE_SECONDS", 300),
+    "EPCIS_MAX_RANGE_DAYS": envint("BATON_EPCIS_MAX_RANGE_DAYS", 31),
 }
 
 # The help contact shown on the customer's tracking page (and usable in message templates).
 HELP_EMAIL = os.environ.get("BATON_HELP_EMAIL", "")
 HELP_PHONE = os.environ.get("BATON_HELP_PHONE", "")
+
+# EPCIS identifiers (shipments, parties, orders) are URIs under this base; keep it stable.
+EPCIS_NAMESPACE = os.environ.get("BATON_EPCIS_NAMESPACE", f"{SITE_URL}/id")
 
 # --- Outbound e-mail and SMS ----------------------------------------------------------------------
 # Any Django e-mail backend: SMTP (EMAIL_HOST, ...), or a provider's through django-anymail.

@@ -20,6 +20,12 @@ api_v1 = [
         name="shipment-timeline",
     ),
     path(
+        "shipments/<str:reference>/epcis",
+        tracking_views.ShipmentEpcisView.as_view(),
+        name="shipment-epcis",
+    ),
+    path("epcis/events", tracking_views.EpcisExportView.as_view(), name="epcis-export"),
+    path(
         "shipments/<str:reference>/assignments",
         partner_views.AssignmentView.as_view(),
         name="shipment-assignments",

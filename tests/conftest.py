@@ -70,6 +70,22 @@ def agent_client(db, django_user_model) -> APIClient:
     return client
 
 
+@pytest.fixture
+def operations_user(db, django_user_model):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("ops", "ops@example.com", "pw")
+    user.groups.add(Group.objects.get(name="operations"))
+    return user
+
+
+@pytest.fixture
+def operations_client(operations_user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(operations_user)
+    return client
+
+
 def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, interval: float = 0.1):
     """Poll until `condition()` is truthy (live tests wait on a real worker)."""
     deadline = time.monotonic() + timeout

@@ -16,7 +16,7 @@ from tracking.statuses import TERMINAL_STATUSES, EventKind, Reason, Status
 if TYPE_CHECKING:
     from partners.models import Partner
 
-__all__ = ["EventKind", "Reason", "Shipment", "Status", "TrackingEvent"]
+__all__ = ["EventKind", "Merchant", "Reason", "Shipment", "Status", "TrackingEvent"]
 
 
 def hash_token(token: str) -> str:
@@ -56,10 +56,30 @@ class ShipmentQuerySet(models.QuerySet["Shipment"]):
         return self.filter(condition).distinct()
 
 
+class Merchant(models.Model):
+    """A retailer whose orders Baton tracks; merchants receive webhooks about their shipments."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+DEFAULT_MERCHANT = "default"
+
+
 class Shipment(models.Model):
     """One delivery to one customer; its status fields are the persisted result of the timeline."""
 
     reference = models.CharField(max_length=64, unique=True, help_text="The merchant's reference.")
+    merchant = models.SlugField(
+        max_length=64, default=DEFAULT_MERCHANT, help_text="Slug of the merchant whose order this is."
+    )
     customer_name = models.CharField(max_length=200)
     customer_email = models.EmailField(blank=True, db_index=True)
     customer_phone = models.CharField(max_length=32, blank=True)
@@ -126,6 +146,7 @@ class Shipment(models.Model):
     # What the merchant's order says; everything else is Baton's own.
     ORDER_FIELDS = [
         "reference",
+        "merchant",
         "customer_name",
         "customer_email",
         "customer_phone",
@@ -258,7 +279,11 @@ class TrackingEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["shipment", "dedupe_key"], name="trackingevent_unique_fact"),
         ]
-        indexes = [models.Index(fields=["shipment", "sequence"], name="trackingevent_timeline")]
+        indexes = [
+            models.Index(fields=["shipment", "sequence"], name="trackingevent_timeline"),
+            # Exports and daily figures read a time range of events across all shipments.
+            models.Index(fields=["occurred_at"], name="trackingevent_occurred"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.shipment_id} {self.kind} {self.status or ''} @ {self.occurred_at:%Y-%m-%d %H:%M}"

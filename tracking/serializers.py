@@ -7,7 +7,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from tracking.models import Shipment, TrackingEvent
+from tracking.models import Merchant, Shipment, TrackingEvent
 from tracking.statuses import Reason, Status
 
 
@@ -72,6 +72,11 @@ class ShipmentCreateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Shipment
         fields = [*Shipment.ORDER_FIELDS, "notify", "allow_cancel", "reschedule_options"]
+
+    def validate_merchant(self, value: str) -> str:
+        if not Merchant.objects.filter(slug=value).exists():
+            raise serializers.ValidationError("No merchant with this slug; operations register merchants.")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("promised_from"), attrs.get("promised_until")

@@ -1,27 +1,34 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.forms import Form
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import get_language, gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hub.permissions import CanOperate
 from hub.schema import errors
-from tracking import public, ratelimit, services
+from tracking import exports, public, ratelimit, services
 from tracking.filters import ShipmentFilter
 from tracking.forms import (
     CancelForm,
@@ -41,6 +48,8 @@ from tracking.serializers import (
     TimelineSerializer,
     timeline_document,
 )
+
+EPCIS_CONTENT_TYPE = "application/ld+json"
 
 
 def tracking_url(token: str) -> str:
@@ -280,3 +289,50 @@ def proof_file(request: HttpRequest, signed: str) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+class ShipmentEpcisView(APIView):
+    permission_classes = [CanOperate]
+
+    @extend_schema(
+        operation_id="shipments_epcis",
+        tags=["exports"],
+        summary="The shipment's custody chain and status events as an EPCIS 2.0 JSON-LD document",
+        responses={(200, "application/ld+json"): OpenApiTypes.OBJECT, **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, reference: str) -> HttpResponse:
+        document = exports.shipment_document(get_shipment(reference))
+        return HttpResponse(json.dumps(document), content_type=EPCIS_CONTENT_TYPE)
+
+
+def _moment(value: str | None) -> datetime | None:
+    moment = parse_datetime(value) if value else None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
+class EpcisExportView(APIView):
+    permission_classes = [CanOperate]
+
+    @extend_schema(
+        operation_id="epcis_export",
+        tags=["exports"],
+        summary="Every custody change and status event in a time range as one EPCIS 2.0 document, streamed",
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, required=True, description="Start (inclusive)."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, required=True, description="End (exclusive)."),
+        ],
+        responses={(200, "application/ld+json"): OpenApiTypes.OBJECT, **errors(400, 401, 403)},
+    )
+    def get(self, request: Request) -> HttpResponseBase:
+        raw_from, raw_to = request.query_params.get("from"), request.query_params.get("to")
+        try:
+            period = exports.check_range(_moment(raw_from), _moment(raw_to))
+        except exports.InvalidRange as exc:
+            for name, raw in (("from", raw_from), ("to", raw_to)):
+                if raw and _moment(raw) is None:
+                    exc.fields[name] = ["Not an ISO 8601 date-time with an offset."]
+            raise ValidationError(exc.fields) from exc
+        response = StreamingHttpResponse(exports.stream_range(period), content_type=EPCIS_CONTENT_TYPE)
+        name = f"epcis-{period.start:%Y%m%dT%H%M}-{period.end:%Y%m%dT%H%M}.jsonld"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
