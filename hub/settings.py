@@ -288,6 +288,9 @@ HELP_PHONE = os.environ.get("BATON_HELP_PHONE", "")
 # EPCIS identifiers (shipments, parties, orders) are URIs under this base; keep it stable.
 EPCIS_NAMESPACE = os.environ.get("BATON_EPCIS_NAMESPACE", f"{SITE_URL}/id")
 
+# Where Baton tells operations about things that need a person (a webhook endpoint disabled, ...).
+OPERATIONS_EMAIL = os.environ.get("BATON_OPERATIONS_EMAIL", "operations@localhost")
+
 # --- Outbound e-mail and SMS ----------------------------------------------------------------------
 # Any Django e-mail backend: SMTP (EMAIL_HOST, ...), or a provider's through django-anymail.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

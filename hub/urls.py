@@ -24,6 +24,16 @@ api_v1 = [
         tracking_views.ShipmentEpcisView.as_view(),
         name="shipment-epcis",
     ),
+    path(
+        "merchants/<slug:slug>/webhooks",
+        tracking_views.MerchantWebhookListView.as_view(),
+        name="merchant-webhooks",
+    ),
+    path(
+        "webhooks/<int:pk>/rotate-secret",
+        tracking_views.WebhookRotateSecretView.as_view(),
+        name="webhook-rotate-secret",
+    ),
     path("epcis/events", tracking_views.EpcisExportView.as_view(), name="epcis-export"),
     path(
         "shipments/<str:reference>/assignments",

@@ -72,10 +72,13 @@ def agent_client(db, django_user_model) -> APIClient:
 
 @pytest.fixture
 def operations_user(db, django_user_model):
-    from django.contrib.auth.models import Group
+    from django.contrib.auth.models import Group, Permission
 
+    # The group comes from a data migration; transactional tests flush it, so make sure it is there.
+    group, _ = Group.objects.get_or_create(name="operations")
+    group.permissions.add(Permission.objects.get(content_type__app_label="contactcentre", codename="operate"))
     user = django_user_model.objects.create_user("ops", "ops@example.com", "pw")
-    user.groups.add(Group.objects.get(name="operations"))
+    user.groups.add(group)
     return user
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -16,7 +17,7 @@ from tracking.statuses import TERMINAL_STATUSES, EventKind, Reason, Status
 if TYPE_CHECKING:
     from partners.models import Partner
 
-__all__ = ["EventKind", "Merchant", "Reason", "Shipment", "Status", "TrackingEvent"]
+__all__ = ["EventKind", "Merchant", "Reason", "Shipment", "Status", "TrackingEvent", "WebhookEndpoint"]
 
 
 def hash_token(token: str) -> str:
@@ -102,6 +103,9 @@ class Shipment(models.Model):
     last_event_at = models.DateTimeField(null=True, blank=True)
     proof = models.JSONField(null=True, blank=True)
     flags = models.JSONField(default=list, blank=True)
+    webhook_sequence = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Number of the last merchant webhook about this shipment."
+    )
     # Written by the sweep (tracking.flags), never by reconciliation: flags that grow true with time.
     alerts = models.JSONField(default=list, blank=True, help_text="Flags raised by the sweep.")
     eta_earliest = models.DateTimeField(null=True, blank=True, help_text="ETA window start.")
@@ -409,3 +413,51 @@ class Activity(models.Model):
     def outcome(self) -> str:
         """The outbound message's state when something was sent, else "done"."""
         return self.outbound.state if self.outbound_id and self.outbound else "done"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class WebhookEndpoint(models.Model):
+    """Where a merchant wants to hear about its shipments, and the secret Baton signs with."""
+
+    EVENT_TYPES = [
+        ("shipment.status_changed", "Status changed"),
+        ("shipment.eta_changed", "ETA changed"),
+        ("shipment.flagged", "Flag raised"),
+        ("custody.changed", "Custody changed"),
+        ("case.opened", "Case opened"),
+        ("case.resolved", "Case resolved"),
+    ]
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500, help_text="https:// URL on the public internet.")
+    event_types = models.JSONField(default=list, help_text="Event types to send; empty means all.")
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100, default=new_webhook_secret, help_text="Signing secret.")
+    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["merchant", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.merchant_id} -> {self.url}"
+
+    def wants(self, event_type: str) -> bool:
+        return self.is_active and (not self.event_types or event_type in self.event_types)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret, and the previous one while its overlap lasts (receivers may hold either)."""
+        keep_previous = (
+            self.previous_secret
+            and self.previous_secret_expires_at is not None
+            and self.previous_secret_expires_at > now
+        )
+        return [self.secret, self.previous_secret] if keep_previous else [self.secret]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 
 from hub.permissions import CanOperate
 from hub.schema import errors
-from tracking import exports, public, ratelimit, services
+from tracking import exports, public, ratelimit, services, webhooks
 from tracking.filters import ShipmentFilter
 from tracking.forms import (
     CancelForm,
@@ -38,14 +38,18 @@ from tracking.forms import (
     SecondFactorForm,
     SubscribeForm,
 )
-from tracking.models import Shipment, TrackingEvent
+from tracking.models import Merchant, Shipment, TrackingEvent, WebhookEndpoint
 from tracking.serializers import (
     PublicTrackingSerializer,
+    RotateSecretSerializer,
     ShipmentCreatedSerializer,
     ShipmentCreateSerializer,
     ShipmentDetailSerializer,
     ShipmentSerializer,
     TimelineSerializer,
+    WebhookEndpointCreateSerializer,
+    WebhookEndpointSerializer,
+    WebhookEndpointWithSecretSerializer,
     timeline_document,
 )
 
@@ -336,3 +340,56 @@ class EpcisExportView(APIView):
         name = f"epcis-{period.start:%Y%m%dT%H%M}-{period.end:%Y%m%dT%H%M}.jsonld"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="merchant_webhooks_list",
+        tags=["webhooks"],
+        summary="A merchant's webhook endpoints",
+        responses={200: WebhookEndpointSerializer(many=True), **errors(401, 403, 404)},
+    ),
+    post=extend_schema(
+        operation_id="merchant_webhooks_create",
+        tags=["webhooks"],
+        summary="Register a webhook endpoint (returns its signing secret once)",
+        request=WebhookEndpointCreateSerializer,
+        responses={201: WebhookEndpointWithSecretSerializer, **errors(400, 401, 403, 404)},
+    ),
+)
+class MerchantWebhookListView(generics.ListCreateAPIView):
+    permission_classes = [CanOperate]
+    serializer_class = WebhookEndpointSerializer
+    filterset_class = None
+
+    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
+        merchant = get_object_or_404(Merchant, slug=self.kwargs["slug"])
+        return WebhookEndpoint.objects.filter(merchant=merchant).select_related("merchant").order_by("id")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        merchant = get_object_or_404(Merchant, slug=self.kwargs["slug"])
+        serializer = WebhookEndpointCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            endpoint = webhooks.register_endpoint(merchant, **serializer.validated_data)
+        except webhooks.InvalidEndpoint as exc:
+            raise ValidationError(exc.fields) from exc
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookRotateSecretView(APIView):
+    permission_classes = [CanOperate]
+
+    @extend_schema(
+        operation_id="merchant_webhooks_rotate_secret",
+        tags=["webhooks"],
+        summary="A new signing secret; the old one keeps signing beside it for the overlap",
+        request=RotateSecretSerializer,
+        responses={200: WebhookEndpointWithSecretSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("merchant"), pk=pk)
+        serializer = RotateSecretSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        webhooks.rotate_secret(endpoint, overlap=timedelta(hours=serializer.validated_data["overlap_hours"]))
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
