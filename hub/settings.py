@@ -225,6 +225,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.sweep_outbox",
         "schedule": timedelta(seconds=envint("BATON_OUTBOX_SWEEP_SECONDS", 30)),
     },
+    "materialise-scorecards": {
+        "task": "partners.tasks.materialise_scorecards",
+        "schedule": timedelta(seconds=envint("BATON_SCORECARD_SECONDS", 3600)),
+    },
     "poll-pull-partners": {
         "task": "partners.tasks.poll_partners",
         "schedule": timedelta(seconds=envint("BATON_POLL_SECONDS", 300)),
