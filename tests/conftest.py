@@ -36,6 +36,14 @@ def celery_mode(request):
     celery_app.conf.task_eager_propagates = not live
 
 
+@pytest.fixture(autouse=True)
+def fresh_webhook_endpoint_cache():
+    """Endpoints cached by one test must not leak into the next (transactional tests reuse ids)."""
+    from tracking import models
+
+    models._endpoint_cache.clear()
+
+
 @pytest.fixture
 def partner(db):
     return PartnerFactory(slug="swift-couriers", name="Swift Couriers")

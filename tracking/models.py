@@ -4,6 +4,7 @@ import base64
 import hashlib
 import re
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -417,6 +418,10 @@ class Activity(models.Model):
         return self.outbound.state if self.outbound_id and self.outbound else "done"
 
 
+WEBHOOK_ENDPOINT_CACHE_SECONDS = 10
+_endpoint_cache: dict[str, tuple[list[WebhookEndpoint], float]] = {}
+
+
 def new_webhook_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -451,6 +456,31 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.merchant_id} -> {self.url}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        _endpoint_cache.clear()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        _endpoint_cache.clear()
+        return super().delete(*args, **kwargs)
+
+    @classmethod
+    def active_for(cls, merchant: str) -> list[WebhookEndpoint]:
+        """The merchant's active endpoints, cached in the process for a few seconds.
+
+        Every reconciliation that changes a shipment asks, and most merchants have no endpoint: the
+        cache keeps ingest at its query count. A change made here clears it at once; other
+        processes see it within WEBHOOK_ENDPOINT_CACHE_SECONDS.
+        """
+        cached = _endpoint_cache.get(merchant)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        endpoints = list(
+            WebhookEndpoint.objects.filter(merchant__slug=merchant, is_active=True).order_by("id")
+        )
+        _endpoint_cache[merchant] = (endpoints, time.monotonic() + WEBHOOK_ENDPOINT_CACHE_SECONDS)
+        return endpoints
 
     def wants(self, event_type: str) -> bool:
         return self.is_active and (not self.event_types or event_type in self.event_types)

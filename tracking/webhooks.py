@@ -125,22 +125,25 @@ def change_events(change: ShipmentChange) -> list[tuple[str, dict[str, Any]]]:
 def on_shipment_change(shipment: Shipment, change: ShipmentChange) -> None:
     """`tracking.changes` listener: queue a webhook per event type per endpoint that wants it."""
     events = change_events(change)
-    if events:
-        queue_events(
-            shipment,
-            [(kind, {"shipment": shipment_data(shipment), "previous": prev}) for kind, prev in events],
-        )
+    if events and _anyone_wants(shipment, [kind for kind, _ in events]):
+        data = shipment_data(shipment)
+        queue_events(shipment, [(kind, {"shipment": data, "previous": prev}) for kind, prev in events])
 
 
 def announce_case(shipment: Shipment | None, event_type: str, case: Mapping[str, Any]) -> None:
     """Queue `case.opened` / `case.resolved` for the shipment's merchant (called by contactcentre)."""
-    if shipment is not None:
+    if shipment is not None and _anyone_wants(shipment, [event_type]):
         queue_events(shipment, [(event_type, {"shipment": shipment_data(shipment), "case": dict(case)})])
+
+
+def _anyone_wants(shipment: Shipment, event_types: list[str]) -> bool:
+    """Asked on every change, so cached: most merchants have no endpoint, and ingest pays nothing then."""
+    return any(e.wants(kind) for e in WebhookEndpoint.active_for(shipment.merchant) for kind in event_types)
 
 
 def queue_events(shipment: Shipment, events: list[tuple[str, dict[str, Any]]]) -> list[OutboundMessage]:
     """Number each event in the shipment's sequence and queue one message per interested endpoint."""
-    endpoints = list(WebhookEndpoint.objects.filter(merchant__slug=shipment.merchant, is_active=True))
+    endpoints = WebhookEndpoint.active_for(shipment.merchant)
     queued: list[OutboundMessage] = []
     for event_type, data in events:
         targets = [e for e in endpoints if e.wants(event_type)]
