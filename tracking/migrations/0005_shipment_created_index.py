@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0004_partner_day_figures'),
+        ('partners', '0005_partner_day_figures'),
         ('tracking', '0004_merchant_webhooks'),
     ]
 
