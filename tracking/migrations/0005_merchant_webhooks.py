@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracking', '0003_merchant_and_event_time_index'),
+        ('tracking', '0004_merchant_and_event_time_index'),
     ]
 
     operations = [

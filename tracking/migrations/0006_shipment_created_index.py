@@ -6,8 +6,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0005_partner_day_figures'),
-        ('tracking', '0004_merchant_webhooks'),
+        ('partners', '0006_partner_day_figures'),
+        ('tracking', '0005_merchant_webhooks'),
     ]
 
     operations = [
