@@ -7,7 +7,8 @@ Definitions (also on the dashboard):
 - a case is *resolved at first contact* when it was resolved within FIRST_CONTACT_MINUTES of being
   opened and never escalated;
 - a *proactive message* is a customer e-mail or SMS Baton sent about a shipment (`customer.*`
-  purposes); a contact *followed* it when it was opened on the same shipment within FOLLOW_HOURS.
+  purposes, except an agent's message); a contact *followed* it when it was opened on the same
+  shipment within FOLLOW_HOURS.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tracking.models import OutboundMessage, Shipment
 
 FIRST_CONTACT_MINUTES = 30
 FOLLOW_HOURS = 24
+AGENT_MESSAGE = "customer.agent_message"
 WISMO_REASONS = [Case.Reason.WHERE_IS_MY_ORDER, Case.Reason.LATE]
 
 
@@ -109,6 +111,7 @@ def by_day(start: datetime, end: datetime) -> dict[date, DayFigures]:
             sent_at__lt=end,
             shipment__isnull=False,
         )
+        .exclude(purpose=AGENT_MESSAGE)  # an agent's reply to a contact is not proactive
         .annotate(d=TruncDate("sent_at"), followed=Exists(followed))
         .values("d")
         .annotate(n=Count("id"), after=Count("id", filter=Q(followed=True)))

@@ -135,6 +135,14 @@ def test_contact_centre_figures_by_day_and_by_partner(ops_web):
         state=OutboundMessage.State.SENT,
         sent_at=now - timedelta(hours=3),
     )
+    OutboundMessage.objects.create(
+        transport="email",
+        purpose="customer.agent_message",
+        recipient="a@example.com",
+        shipment=held,
+        state=OutboundMessage.State.SENT,
+        sent_at=now - timedelta(hours=2),
+    )
     quick = open_case(held, channel=Case.Channel.PHONE, reason=Case.Reason.WHERE_IS_MY_ORDER)
     Case.objects.filter(pk=quick.pk).update(
         status=Case.Status.RESOLVED, resolved_at=quick.created_at + timedelta(minutes=10)
