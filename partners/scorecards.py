@@ -47,7 +47,7 @@ class Totals:
 
     @classmethod
     def from_sums(cls, sums: Mapping[str, Any]) -> Totals:
-        counts = {f.name: int(sums.get(f.name) or 0) for f in fields(cls) if f.name != "latency"}
+        counts = {name: int(sums.get(name) or 0) for name in _COUNT_NAMES}
         latency = [int(sums.get(f"lat_{i}") or 0) for i in range(len(LATENCY_BUCKETS) + 1)]
         return cls(**counts, latency=latency)
 
@@ -86,6 +86,9 @@ class Totals:
     @property
     def latency_p90(self) -> int | None:
         return latency_percentile(self.latency, 0.9)
+
+
+_COUNT_NAMES = [f.name for f in fields(Totals) if f.name != "latency"]
 
 
 def _ratio(part: int, whole: int) -> float | None:
