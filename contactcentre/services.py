@@ -14,9 +14,9 @@ from django.utils import timezone
 from contactcentre.models import Case, CaseEvent, CaseNote
 from partners.models import Custody, InboundMessage, Partner
 from partners.services import assign_shipment, replay_messages, send_to_holder
+from tracking import webhooks
 from tracking.models import Activity, OutboundMessage, Shipment, phone_digits
 from tracking.outbox import queue_message
-from tracking import webhooks
 from tracking.services import record_activity
 
 
