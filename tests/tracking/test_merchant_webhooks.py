@@ -361,3 +361,20 @@ def test_each_kind_of_change_names_its_event_type():
     }
     cleared_only = ShipmentChange(before=after, after=Snapshot(**{**after.__dict__, "flags": frozenset()}))
     assert webhooks.change_events(cleared_only) == []
+
+
+def test_case_resolved_is_sent_to_the_merchant(receiver, acme, django_user_model):
+    from contactcentre.services import resolve_case
+
+    hook = receiver()
+    endpoint = webhooks.register_endpoint(acme, url=hook.url, event_types=["case.resolved"])
+    shipment = ShipmentFactory(reference="ORD-9", merchant="acme")
+    case = open_case(shipment, channel=Case.Channel.PHONE, reason=Case.Reason.LATE)
+    agent = django_user_model.objects.create_user("agent9", password="pw")
+    resolve_case(case, resolution=Case.Resolution.INFORMED, by=agent)
+
+    assert len(hook.requests) == 1
+    payload = verify(endpoint.secret, hook.requests[0])
+    assert payload["type"] == "case.resolved"
+    assert payload["data"]["case"]["resolution"] == "informed"
+    assert payload["data"]["case"]["resolved_at"]
