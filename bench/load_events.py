@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import random
 import sys
 import time
@@ -32,8 +33,10 @@ from bench.common import setup_django
 setup_django()
 
 from django.db import connection, transaction  # noqa: E402
+from django.db.models import Model  # noqa: E402
 
 from partners.models import Partner  # noqa: E402
+from tracking.models import Shipment  # noqa: E402
 
 PARTNERS = [("fleet", 3), ("subcontractor", 12), ("carrier", 5)]
 POSTCODES = ["SW1A 2AA", "N1 0PQ", "E14 5AB", "M1 1AE", "B2 4QA", "LS1 4AP", "G1 1XQ", "BS1 5TR", "CF10 1EP"]
@@ -55,6 +58,31 @@ CUSTODY_COLUMNS = (
     "shipment_id, partner_id"
 )
 NULL = "\\N"
+
+
+def model_defaults(model: type[Model], listed: str) -> tuple[str, list[str]]:
+    """Columns the loader does not list, filled with the model's defaults (so new fields do not break it)."""
+    named = {name.strip() for name in listed.split(",")}
+    columns, values = [], []
+    for field in model._meta.concrete_fields:
+        if field.column in named or field.primary_key:
+            continue
+        default = field.get_default()
+        if isinstance(default, (list, dict)):
+            value = json.dumps(default)
+        elif isinstance(default, bool):
+            value = "t" if default else "f"
+        elif default is None:
+            value = NULL
+        else:
+            value = str(default)
+        columns.append(field.column)
+        values.append(value)
+    return "".join(f", {c}" for c in columns), values
+
+
+EXTRA_SHIPMENT_COLUMNS, SHIPMENT_DEFAULTS = model_defaults(Shipment, SHIPMENT_COLUMNS)
+SHIPMENT_COLUMNS += EXTRA_SHIPMENT_COLUMNS
 
 
 def token_for(i: int) -> str:
@@ -283,6 +311,7 @@ def main() -> None:
                             "[]",  # alerts: the sweep's flags, none yet
                             "",
                             "",
+                            *SHIPMENT_DEFAULTS,
                         ]
                     )
                 )

@@ -14,6 +14,7 @@ from django.utils import timezone
 from contactcentre.models import Case, CaseEvent, CaseNote
 from partners.models import Custody, InboundMessage, Partner
 from partners.services import assign_shipment, replay_messages, send_to_holder
+from tracking import webhooks
 from tracking.models import Activity, OutboundMessage, Shipment, phone_digits
 from tracking.outbox import queue_message
 from tracking.services import record_activity
@@ -33,6 +34,24 @@ def record_case_event(
         actor_label=label or (actor.get_username() if actor is not None else "Baton"),
         action=action,
         details=details,
+    )
+
+
+def announce_case(case: Case, event_type: str) -> None:
+    """Queue the merchant's `case.opened` / `case.resolved` webhook; call inside the case's transaction."""
+    webhooks.announce_case(
+        case.shipment,
+        event_type,
+        {
+            "id": case.pk,
+            "channel": case.channel,
+            "reason": case.reason,
+            "status": case.status,
+            "resolution": case.resolution,
+            "opened_at": case.created_at.isoformat(),
+            "resolved_at": case.resolved_at.isoformat() if case.resolved_at else None,
+            "opened_by_rule": case.opened_by_rule,
+        },
     )
 
 
@@ -85,6 +104,7 @@ def open_case(
             record_case_event(
                 case, action="assigned", actor=opened_by, label=label, owner=owner.get_username()
             )
+        announce_case(case, "case.opened")
     return case
 
 
@@ -217,6 +237,7 @@ def resolve_case(case: Case, *, resolution: str, by: User, note: str = "") -> Ca
             by=by,
             summary=f"Case {case.pk} resolved: {case.get_resolution_display()}",
         )
+        announce_case(case, "case.resolved")
     return case
 
 

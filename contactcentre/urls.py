@@ -1,6 +1,6 @@
 from django.urls import path
 
-from contactcentre import views
+from contactcentre import dashboard, views
 
 app_name = "contactcentre"
 urlpatterns = [
@@ -14,4 +14,7 @@ urlpatterns = [
     path("cases/<int:case_id>/", views.case_page, name="case"),
     path("cases/<int:case_id>/<slug:action>/", views.case_action, name="case-action"),
     path("unmatched/replay/", views.replay_unmatched, name="replay-unmatched"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("dashboard/scorecards.csv", dashboard.scorecards_csv, name="scorecards-csv"),
+    path("dashboard/contact-centre.csv", dashboard.contact_centre_csv, name="contact-centre-csv"),
 ]

@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from partners.models import Custody, InboundMessage, Partner
-from partners.services import assign_shipment
+from partners.services import assign_shipment, materialise_recent
 from tracking.models import Shipment, TrackingEvent
 from tracking.services import create_shipment
 
@@ -194,6 +194,7 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
         if len(links) < 8 and story not in {link[1] for link in links}:
             links.append((shipment.reference, story, token))
 
+    materialise_recent(days=2, now=now)  # the dashboard's partner figures for the demo day
     username, password = "agent", secrets.token_urlsafe(9)
     user_model = get_user_model()
     user, _ = user_model.objects.get_or_create(username=username, defaults={"email": "agent@example.com"})

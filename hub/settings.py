@@ -241,6 +241,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracking.tasks.sweep_outbox",
         "schedule": timedelta(seconds=envint("BATON_OUTBOX_SWEEP_SECONDS", 30)),
     },
+    "materialise-scorecards": {
+        "task": "partners.tasks.materialise_scorecards",
+        "schedule": timedelta(seconds=envint("BATON_SCORECARD_SECONDS", 3600)),
+    },
     "poll-pull-partners": {
         "task": "partners.tasks.poll_partners",
         "schedule": timedelta(seconds=envint("BATON_POLL_SECONDS", 300)),
@@ -294,11 +298,18 @@ BATON = {
     "RELAY_POLL_MS": envint("BATON_RELAY_POLL_MS", 50),
     "RELAY_WINDOW_SECONDS": envint("BATON_RELAY_WINDOW_SECONDS", 5),
     "CUSTODY_CACHE_SECONDS": envint("BATON_CUSTODY_CACHE_SECONDS", 300),
+    "EPCIS_MAX_RANGE_DAYS": envint("BATON_EPCIS_MAX_RANGE_DAYS", 31),
 }
 
 # The help contact shown on the customer's tracking page (and usable in message templates).
 HELP_EMAIL = os.environ.get("BATON_HELP_EMAIL", "")
 HELP_PHONE = os.environ.get("BATON_HELP_PHONE", "")
+
+# EPCIS identifiers (shipments, parties, orders) are URIs under this base; keep it stable.
+EPCIS_NAMESPACE = os.environ.get("BATON_EPCIS_NAMESPACE", f"{SITE_URL}/id")
+
+# Where Baton tells operations about things that need a person (a webhook endpoint disabled, ...).
+OPERATIONS_EMAIL = os.environ.get("BATON_OPERATIONS_EMAIL", "operations@localhost")
 
 # --- Outbound e-mail and SMS ----------------------------------------------------------------------
 # Any Django e-mail backend: SMTP (EMAIL_HOST, ...), or a provider's through django-anymail.

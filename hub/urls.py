@@ -20,6 +20,22 @@ api_v1 = [
         name="shipment-timeline",
     ),
     path(
+        "shipments/<str:reference>/epcis",
+        tracking_views.ShipmentEpcisView.as_view(),
+        name="shipment-epcis",
+    ),
+    path(
+        "merchants/<slug:slug>/webhooks",
+        tracking_views.MerchantWebhookListView.as_view(),
+        name="merchant-webhooks",
+    ),
+    path(
+        "webhooks/<int:pk>/rotate-secret",
+        tracking_views.WebhookRotateSecretView.as_view(),
+        name="webhook-rotate-secret",
+    ),
+    path("epcis/events", tracking_views.EpcisExportView.as_view(), name="epcis-export"),
+    path(
         "shipments/<str:reference>/assignments",
         partner_views.AssignmentView.as_view(),
         name="shipment-assignments",

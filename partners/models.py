@@ -284,3 +284,60 @@ class DriverLink(models.Model):
     def __str__(self) -> str:
         target = f"job {self.custody_id}" if self.custody_id else f"route {self.group_reference}"
         return f"Driver link for {self.partner} ({target})"
+
+
+# Upper bounds (seconds) of the update-latency buckets; the last bucket is open-ended.
+LATENCY_BUCKETS = [5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600]
+
+
+class PartnerDayFigures(models.Model):
+    """One partner's jobs started on one day in one area and time band: counts that add up across rows.
+
+    Written by `partners.scorecards.materialise_day` (a beat job); the scorecard pages sum rows, so every
+    figure is a count or a total, never a ratio. Message counts (which have no area) sit in the row with
+    area "" and band "".
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="day_figures")
+    day = models.DateField()
+    area = models.CharField(max_length=8, blank=True, help_text="Postcode district.")
+    band = models.CharField(max_length=10, blank=True, help_text="morning, afternoon or evening.")
+    jobs = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    with_window = models.PositiveIntegerField(default=0, help_text="Delivered jobs with a promised window.")
+    on_time = models.PositiveIntegerField(default=0)
+    attempted = models.PositiveIntegerField(default=0, help_text="Jobs delivered or with a failed attempt.")
+    first_attempt = models.PositiveIntegerField(default=0)
+    with_proof = models.PositiveIntegerField(default=0)
+    handed_on = models.PositiveIntegerField(default=0)
+    cases = models.PositiveIntegerField(default=0)
+    silent_seconds = models.BigIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)
+    conflicts = models.PositiveIntegerField(default=0)
+    messages = models.PositiveIntegerField(default=0)
+    unmatched = models.PositiveIntegerField(default=0)
+    # Update latency (received - occurred) histogram, one column per LATENCY_BUCKETS bucket (summable).
+    lat_0 = models.PositiveIntegerField(default=0, help_text="Events with latency <= 5 s.")
+    lat_1 = models.PositiveIntegerField(default=0, help_text="Events with latency in (5, 15] s.")
+    lat_2 = models.PositiveIntegerField(default=0, help_text="Events with latency in (15, 30] s.")
+    lat_3 = models.PositiveIntegerField(default=0, help_text="Events with latency in (30, 60] s.")
+    lat_4 = models.PositiveIntegerField(default=0, help_text="Events with latency in (60, 120] s.")
+    lat_5 = models.PositiveIntegerField(default=0, help_text="Events with latency in (120, 300] s.")
+    lat_6 = models.PositiveIntegerField(default=0, help_text="Events with latency in (300, 600] s.")
+    lat_7 = models.PositiveIntegerField(default=0, help_text="Events with latency in (600, 1800] s.")
+    lat_8 = models.PositiveIntegerField(default=0, help_text="Events with latency in (1800, 3600] s.")
+    lat_9 = models.PositiveIntegerField(default=0, help_text="Events with latency in (3600, 7200] s.")
+    lat_10 = models.PositiveIntegerField(default=0, help_text="Events with latency in (7200, 21600] s.")
+    lat_11 = models.PositiveIntegerField(default=0, help_text="Events with latency > 21600 s.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "day", "area", "band"], name="partner_day_figures_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["day", "partner"], name="partner_day_figures_day")]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} {self.day} {self.area or '*'} {self.band or '*'}"

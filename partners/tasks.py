@@ -53,3 +53,9 @@ def poll_custody(self: Task, custody_id: int) -> int:
             log.warning("polling custody %s gave up: %s", custody_id, exc.message)
             return 0
         raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc
+
+
+@shared_task
+def materialise_scorecards() -> int:
+    """Recompute today's and yesterday's partner figures (jobs still open change them)."""
+    return services.materialise_recent()

@@ -72,6 +72,14 @@ def celery_mode(request):
     celery_app.conf.task_eager_propagates = not live
 
 
+@pytest.fixture(autouse=True)
+def fresh_webhook_endpoint_cache():
+    """Endpoints cached by one test must not leak into the next (transactional tests reuse ids)."""
+    from tracking import models
+
+    models._endpoint_cache.clear()
+
+
 @pytest.fixture
 def partner(db):
     return PartnerFactory(slug="swift-couriers", name="Swift Couriers")
@@ -103,6 +111,25 @@ def agent_client(db, django_user_model) -> APIClient:
     give_role(user, "agent")
     client = APIClient()
     client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def operations_user(db, django_user_model):
+    from django.contrib.auth.models import Group, Permission
+
+    # The group comes from a data migration; transactional tests flush it, so make sure it is there.
+    group, _ = Group.objects.get_or_create(name="operations")
+    group.permissions.add(Permission.objects.get(content_type__app_label="contactcentre", codename="operate"))
+    user = django_user_model.objects.create_user("ops", "ops@example.com", "pw")
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def operations_client(operations_user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(operations_user)
     return client
 
 

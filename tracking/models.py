@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +18,7 @@ from tracking.statuses import TERMINAL_STATUSES, EventKind, Reason, Status
 if TYPE_CHECKING:
     from partners.models import Partner
 
-__all__ = ["EventKind", "Reason", "Shipment", "Status", "TrackingEvent"]
+__all__ = ["EventKind", "Merchant", "Reason", "Shipment", "Status", "TrackingEvent", "WebhookEndpoint"]
 
 
 def hash_token(token: str) -> str:
@@ -63,10 +65,30 @@ class ShipmentQuerySet(models.QuerySet["Shipment"]):
         return self.filter(condition).distinct()
 
 
+class Merchant(models.Model):
+    """A retailer whose orders Baton tracks; merchants receive webhooks about their shipments."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+DEFAULT_MERCHANT = "default"
+
+
 class Shipment(models.Model):
     """One delivery to one customer; its status fields are the persisted result of the timeline."""
 
     reference = models.CharField(max_length=64, unique=True, help_text="The merchant's reference.")
+    merchant = models.SlugField(
+        max_length=64, default=DEFAULT_MERCHANT, help_text="Slug of the merchant whose order this is."
+    )
     customer_name = models.CharField(max_length=200)
     customer_email = models.EmailField(blank=True, db_index=True)
     customer_phone = models.CharField(max_length=32, blank=True)
@@ -96,6 +118,9 @@ class Shipment(models.Model):
     )
     proof = models.JSONField(null=True, blank=True)
     flags = models.JSONField(default=list, blank=True)
+    webhook_sequence = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Number of the last merchant webhook about this shipment."
+    )
     # Written by the sweep (tracking.flags), never by reconciliation: flags that grow true with time.
     alerts = models.JSONField(default=list, blank=True, help_text="Flags raised by the sweep.")
     eta_earliest = models.DateTimeField(null=True, blank=True, help_text="ETA window start.")
@@ -140,6 +165,7 @@ class Shipment(models.Model):
     # What the merchant's order says; everything else is Baton's own.
     ORDER_FIELDS = [
         "reference",
+        "merchant",
         "customer_name",
         "customer_email",
         "customer_phone",
@@ -166,6 +192,8 @@ class Shipment(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The newest-first list and the dashboard's shipments-per-day both read by creation time.
+        indexes = [models.Index(fields=["created_at"], name="shipment_created")]
 
     def __str__(self) -> str:
         return self.reference
@@ -276,7 +304,11 @@ class TrackingEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["shipment", "dedupe_key"], name="trackingevent_unique_fact"),
         ]
-        indexes = [models.Index(fields=["shipment", "sequence"], name="trackingevent_timeline")]
+        indexes = [
+            models.Index(fields=["shipment", "sequence"], name="trackingevent_timeline"),
+            # Exports and daily figures read a time range of events across all shipments.
+            models.Index(fields=["occurred_at"], name="trackingevent_occurred"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.shipment_id} {self.kind} {self.status or ''} @ {self.occurred_at:%Y-%m-%d %H:%M}"
@@ -402,3 +434,80 @@ class Activity(models.Model):
     def outcome(self) -> str:
         """The outbound message's state when something was sent, else "done"."""
         return self.outbound.state if self.outbound_id and self.outbound else "done"
+
+
+WEBHOOK_ENDPOINT_CACHE_SECONDS = 10
+_endpoint_cache: dict[str, tuple[list[WebhookEndpoint], float]] = {}
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class WebhookEndpoint(models.Model):
+    """Where a merchant wants to hear about its shipments, and the secret Baton signs with."""
+
+    EVENT_TYPES = [
+        ("shipment.status_changed", "Status changed"),
+        ("shipment.eta_changed", "ETA changed"),
+        ("shipment.flagged", "Flag raised"),
+        ("custody.changed", "Custody changed"),
+        ("case.opened", "Case opened"),
+        ("case.resolved", "Case resolved"),
+    ]
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500, help_text="https:// URL on the public internet.")
+    event_types = models.JSONField(default=list, help_text="Event types to send; empty means all.")
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100, default=new_webhook_secret, help_text="Signing secret.")
+    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["merchant", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.merchant_id} -> {self.url}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        _endpoint_cache.clear()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        _endpoint_cache.clear()
+        return super().delete(*args, **kwargs)
+
+    @classmethod
+    def active_for(cls, merchant: str) -> list[WebhookEndpoint]:
+        """The merchant's active endpoints, cached in the process for a few seconds.
+
+        Every reconciliation that changes a shipment asks, and most merchants have no endpoint: the
+        cache keeps ingest at its query count. A change made here clears it at once; other
+        processes see it within WEBHOOK_ENDPOINT_CACHE_SECONDS.
+        """
+        cached = _endpoint_cache.get(merchant)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        endpoints = list(
+            WebhookEndpoint.objects.filter(merchant__slug=merchant, is_active=True).order_by("id")
+        )
+        _endpoint_cache[merchant] = (endpoints, time.monotonic() + WEBHOOK_ENDPOINT_CACHE_SECONDS)
+        return endpoints
+
+    def wants(self, event_type: str) -> bool:
+        return self.is_active and (not self.event_types or event_type in self.event_types)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret, and the previous one while its overlap lasts (receivers may hold either)."""
+        keep_previous = (
+            self.previous_secret
+            and self.previous_secret_expires_at is not None
+            and self.previous_secret_expires_at > now
+        )
+        return [self.secret, self.previous_secret] if keep_previous else [self.secret]

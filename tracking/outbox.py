@@ -53,11 +53,16 @@ class Sent:
 
 
 Transport = Callable[[OutboundMessage], Sent]
+FailureHook = Callable[[OutboundMessage], None]
 _transports: dict[str, Transport] = {}
+_failure_hooks: dict[str, FailureHook] = {}
 
 
-def register_transport(name: str, transport: Transport) -> None:
+def register_transport(name: str, transport: Transport, *, on_failed: FailureHook | None = None) -> None:
+    """Name a transport; `on_failed(message)` runs in the attempt's transaction when one fails for good."""
     _transports[name] = transport
+    if on_failed is not None:
+        _failure_hooks[name] = on_failed
 
 
 def transport_names() -> list[str]:
@@ -187,6 +192,9 @@ def _record_failure(message: OutboundMessage, exc: SendError, *, now: datetime, 
         message.state = OutboundMessage.State.RETRYING
         message.next_attempt_at = next_at
     message.save(update_fields=["state", "attempts", "last_error", "next_attempt_at"])
+    hook = _failure_hooks.get(message.transport)
+    if hook is not None and message.state == OutboundMessage.State.FAILED:
+        hook(message)
     return message.state
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from tracking.models import Shipment, TrackingEvent
+from tracking.models import Merchant, Shipment, TrackingEvent, WebhookEndpoint
 from tracking.statuses import Reason, Status
 
 
@@ -72,6 +72,11 @@ class ShipmentCreateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Shipment
         fields = [*Shipment.ORDER_FIELDS, "notify", "allow_cancel", "reschedule_options"]
+
+    def validate_merchant(self, value: str) -> str:
+        if not Merchant.objects.filter(slug=value).exists():
+            raise serializers.ValidationError("No merchant with this slug; operations register merchants.")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("promised_from"), attrs.get("promised_until")
@@ -410,3 +415,49 @@ class PublicTrackingSerializer(serializers.Serializer):
     )
     last_update = serializers.DateTimeField(allow_null=True)
     steps = PublicStepSerializer(many=True)
+
+
+class WebhookEndpointCreateSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500)
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEndpoint.EVENT_TYPES),
+        required=False,
+        default=list,
+        help_text="Event types to send; empty means all.",
+    )
+    description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    merchant = serializers.CharField(source="merchant.slug", read_only=True)
+    event_types = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "merchant",
+            "url",
+            "event_types",
+            "description",
+            "is_active",
+            "disabled_at",
+            "disabled_reason",
+            "previous_secret_expires_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(read_only=True, help_text="The signing secret; shown only now.")
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+class RotateSecretSerializer(serializers.Serializer):
+    overlap_hours = serializers.IntegerField(
+        min_value=0, max_value=168, default=24, help_text="Hours the old secret keeps signing."
+    )

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils.module_loading import import_string
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
 
 from tracking.models import OutboundMessage
 from tracking.outbox import SendError, Sent, UnsafeURL, check_public_url
@@ -82,14 +86,48 @@ def send_sms(message: OutboundMessage) -> Sent:
     return sms_provider().send(message.recipient, message.body)
 
 
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to the address the SSRF check approved, so DNS cannot change between check and connect.
+
+    The URL's host is replaced by the address; the Host header, TLS SNI and certificate check keep
+    the host name, so HTTPS still verifies the certificate of the name the merchant registered.
+    """
+
+    def __init__(self, hostname: str, address: str, *, tls: bool) -> None:
+        self.hostname, self.address, self.tls = hostname, address, tls
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        if self.tls:
+            pool_kwargs.update(server_hostname=self.hostname, assert_hostname=self.hostname)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        parts = urlsplit(request.url or "")
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        request.url = urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+        request.headers["Host"] = parts.netloc.rpartition("@")[2]
+        return super().send(request, *args, **kwargs)
+
+
 def post_json(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float = 10.0) -> Sent:
-    """POST to a URL outside Baton: re-checked against private addresses, no redirects, timeouts set."""
+    """POST to a URL outside Baton: re-checked against private addresses, sent to the checked address,
+    no redirects, timeouts set."""
     try:
-        check_public_url(url)
+        addresses = check_public_url(url)
     except UnsafeURL as exc:
         raise SendError(str(exc), permanent=True) from exc
+    parts = urlsplit(url)
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment: the request goes where it was checked
+    session.mount(
+        f"{parts.scheme}://",
+        PinnedAddressAdapter(parts.hostname or "", addresses[0], tls=parts.scheme == "https"),
+    )
     try:
-        response = requests.post(
+        response = session.post(
             url,
             data=body,
             headers={"Content-Type": "application/json", "User-Agent": "Baton", **headers},
@@ -98,6 +136,8 @@ def post_json(url: str, body: bytes, headers: Mapping[str, str], *, timeout: flo
         )
     except requests.RequestException as exc:
         raise SendError(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        session.close()
     excerpt = response.text[:500]
     if not 200 <= response.status_code < 300:
         raise SendError(

@@ -1,27 +1,34 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.forms import Form
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import get_language, gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hub.permissions import CanOperate
 from hub.schema import errors
-from tracking import public, ratelimit, services
+from tracking import exports, public, ratelimit, services, webhooks
 from tracking.filters import ShipmentFilter
 from tracking.forms import (
     CancelForm,
@@ -31,16 +38,22 @@ from tracking.forms import (
     SecondFactorForm,
     SubscribeForm,
 )
-from tracking.models import Shipment, TrackingEvent
+from tracking.models import Merchant, Shipment, TrackingEvent, WebhookEndpoint
 from tracking.serializers import (
     PublicTrackingSerializer,
+    RotateSecretSerializer,
     ShipmentCreatedSerializer,
     ShipmentCreateSerializer,
     ShipmentDetailSerializer,
     ShipmentSerializer,
     TimelineSerializer,
+    WebhookEndpointCreateSerializer,
+    WebhookEndpointSerializer,
+    WebhookEndpointWithSecretSerializer,
     timeline_document,
 )
+
+EPCIS_CONTENT_TYPE = "application/ld+json"
 
 
 def tracking_url(token: str) -> str:
@@ -280,3 +293,103 @@ def proof_file(request: HttpRequest, signed: str) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+class ShipmentEpcisView(APIView):
+    permission_classes = [CanOperate]
+
+    @extend_schema(
+        operation_id="shipments_epcis",
+        tags=["exports"],
+        summary="The shipment's custody chain and status events as an EPCIS 2.0 JSON-LD document",
+        responses={(200, "application/ld+json"): OpenApiTypes.OBJECT, **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, reference: str) -> HttpResponse:
+        document = exports.shipment_document(get_shipment(reference))
+        return HttpResponse(json.dumps(document), content_type=EPCIS_CONTENT_TYPE)
+
+
+def _moment(value: str | None) -> datetime | None:
+    moment = parse_datetime(value) if value else None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
+class EpcisExportView(APIView):
+    permission_classes = [CanOperate]
+
+    @extend_schema(
+        operation_id="epcis_export",
+        tags=["exports"],
+        summary="Every custody change and status event in a time range as one EPCIS 2.0 document, streamed",
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, required=True, description="Start (inclusive)."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, required=True, description="End (exclusive)."),
+        ],
+        responses={(200, "application/ld+json"): OpenApiTypes.OBJECT, **errors(400, 401, 403)},
+    )
+    def get(self, request: Request) -> HttpResponseBase:
+        raw_from, raw_to = request.query_params.get("from"), request.query_params.get("to")
+        try:
+            period = exports.check_range(_moment(raw_from), _moment(raw_to))
+        except exports.InvalidRange as exc:
+            for name, raw in (("from", raw_from), ("to", raw_to)):
+                if raw and _moment(raw) is None:
+                    exc.fields[name] = ["Not an ISO 8601 date-time with an offset."]
+            raise ValidationError(exc.fields) from exc
+        response = StreamingHttpResponse(exports.stream_range(period), content_type=EPCIS_CONTENT_TYPE)
+        name = f"epcis-{period.start:%Y%m%dT%H%M}-{period.end:%Y%m%dT%H%M}.jsonld"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="merchant_webhooks_list",
+        tags=["webhooks"],
+        summary="A merchant's webhook endpoints",
+        responses={200: WebhookEndpointSerializer(many=True), **errors(401, 403, 404)},
+    ),
+    post=extend_schema(
+        operation_id="merchant_webhooks_create",
+        tags=["webhooks"],
+        summary="Register a webhook endpoint (returns its signing secret once)",
+        request=WebhookEndpointCreateSerializer,
+        responses={201: WebhookEndpointWithSecretSerializer, **errors(400, 401, 403, 404)},
+    ),
+)
+class MerchantWebhookListView(generics.ListCreateAPIView):
+    permission_classes = [CanOperate]
+    serializer_class = WebhookEndpointSerializer
+    filterset_class = None
+
+    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
+        merchant = get_object_or_404(Merchant, slug=self.kwargs["slug"])
+        return WebhookEndpoint.objects.filter(merchant=merchant).select_related("merchant").order_by("id")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        merchant = get_object_or_404(Merchant, slug=self.kwargs["slug"])
+        serializer = WebhookEndpointCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            endpoint = webhooks.register_endpoint(merchant, **serializer.validated_data)
+        except webhooks.InvalidEndpoint as exc:
+            raise ValidationError(exc.fields) from exc
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookRotateSecretView(APIView):
+    permission_classes = [CanOperate]
+
+    @extend_schema(
+        operation_id="merchant_webhooks_rotate_secret",
+        tags=["webhooks"],
+        summary="A new signing secret; the old one keeps signing beside it for the overlap",
+        request=RotateSecretSerializer,
+        responses={200: WebhookEndpointWithSecretSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("merchant"), pk=pk)
+        serializer = RotateSecretSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        webhooks.rotate_secret(endpoint, overlap=timedelta(hours=serializer.validated_data["overlap_hours"]))
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data)

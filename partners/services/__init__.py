@@ -8,6 +8,7 @@
 - `uploads`: CSV row checks.
 - `backlog`: how far behind ingest is (waiting messages, lag, what needs a replay); used as a module.
 - `holder`: send a customer's request to whoever holds the job, on its channel.
+- `scorecards`: partner figures materialised per day by set-based SQL, and read back for pages.
 """
 
 from partners.services import backlog
@@ -37,6 +38,7 @@ from partners.services.matching import (
     record_message_events,
 )
 from partners.services.polling import poll_custody, poll_pull_partners
+from partners.services.scorecards import materialise_day, materialise_recent
 from partners.services.uploads import UPLOAD_FIELDS, check_upload_rows
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "finish_message",
     "hand_off",
     "match_events",
+    "materialise_day",
+    "materialise_recent",
     "poll_custody",
     "poll_pull_partners",
     "process_inbound",

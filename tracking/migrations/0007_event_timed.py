@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracking', '0003_shipment_self_service_and_consent'),
+        ('tracking', '0006_shipment_created_index'),
     ]
 
     operations = [

@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0006_custody_vehicle_reference'),
-        ('tracking', '0004_event_timed'),
+        ('partners', '0007_custody_vehicle_reference'),
+        ('tracking', '0007_event_timed'),
     ]
 
     operations = [

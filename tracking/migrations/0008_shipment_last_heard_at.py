@@ -25,7 +25,7 @@ def fill_last_heard(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracking", "0004_event_timed"),
+        ("tracking", "0007_event_timed"),
         ("partners", "0002_initial"),
     ]
 

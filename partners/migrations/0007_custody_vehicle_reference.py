@@ -20,8 +20,8 @@ def close_custody_of_ended_jobs(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("partners", "0005_partner_contact_channels"),
-        ("tracking", "0004_event_timed"),
+        ("partners", "0006_partner_day_figures"),
+        ("tracking", "0007_event_timed"),
     ]
 
     operations = [
