@@ -212,8 +212,29 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "baton")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = envint("CELERY_PREFETCH_MULTIPLIER", 4)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # Notice a silently dead connection (a Redis that vanished without closing sockets) within seconds.
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+    "retry_on_timeout": True,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect to a restarted broker forever (None): a worker must outlive any Redis outage by itself.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks running when the broker connection drops finish (their work is idempotent and committed);
+# their acknowledgement is dropped safely by hub.celery.ReconnectSafeRequest, and Redis or the sweep
+# gives the message back. Cancelling them instead would only redo the same work.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Publishing while the broker is down: fail fast, the stored message waits for the sweep.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 330
 CELERY_BEAT_SCHEDULE = {
