@@ -13,7 +13,8 @@ from partners.services.driver_links import start_driver_link
 from partners.services.inbound import replay_messages
 from partners.services.matching import NotHeld, event_row, find_custodies
 from tracking.models import EventKind, Shipment, TrackingEvent
-from tracking.services import reconcile_shipment
+from tracking import timeline
+from tracking.services import reconcile_shipment, timeline_rules
 
 
 class HandOffError(Exception):
@@ -29,7 +30,9 @@ def assign_shipment(
     started_at: datetime | None = None,
 ) -> Custody:
     """Give the shipment to a partner (ending the current holder's custody) and replay its backlog."""
-    moment = started_at or timezone.now()
+    now = timezone.now()
+    # The events' clock-skew rule: a start well in the future is taken as now.
+    moment = timeline.effective_time(started_at or now, now, timeline_rules())
     with transaction.atomic():
         locked = Shipment.objects.select_for_update().get(pk=shipment.pk)
         current = locked.custody.open().first()
@@ -61,8 +64,14 @@ def hand_off(
     note: str = "",
     message: InboundMessage | None = None,
 ) -> Custody:
-    """The current custodian passes the job on; the hand-off is itself a timeline entry."""
-    moment = occurred_at or timezone.now()
+    """The current custodian passes the job on; the hand-off is itself a timeline entry.
+
+    A hand-off dated well in the future is taken as made now (the events' clock-skew rule); its
+    timeline entry keeps the claimed time and is flagged `clock_skew`.
+    """
+    now = timezone.now()
+    claimed = occurred_at or now
+    moment = timeline.effective_time(claimed, now, timeline_rules())
     held = find_custodies(partner, [reference]).get(reference)
     if held is None or held.ended_at is not None:
         raise NotHeld([reference])
@@ -93,7 +102,7 @@ def hand_off(
             reference=reference,
             kind=EventKind.HANDOFF,
             raw_status="handoff",
-            occurred_at=moment,
+            occurred_at=claimed,
             note=note,
         )
         row = event_row(
@@ -101,7 +110,7 @@ def hand_off(
             shipment_id=shipment.pk,
             partner=partner,
             message=message,
-            received_at=timezone.now(),
+            received_at=now,
             fallback_key=f"handoff:{custody.pk}",
             details={"to_partner": to_partner.slug, "to_reference": to_reference, "custody": custody.pk},
         )
