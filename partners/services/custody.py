@@ -12,8 +12,8 @@ from partners.models import Custody, InboundMessage, Partner
 from partners.services.driver_links import start_driver_link
 from partners.services.inbound import replay_messages
 from partners.services.matching import NotHeld, event_row, find_custodies
-from tracking.models import EventKind, Shipment, TrackingEvent
 from tracking import timeline
+from tracking.models import EventKind, Shipment, TrackingEvent
 from tracking.services import reconcile_shipment, timeline_rules
 
 

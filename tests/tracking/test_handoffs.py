@@ -253,3 +253,39 @@ def test_a_handoff_under_a_reference_the_receiver_already_uses_for_an_open_job_i
     assert response.status_code == 400
     assert Custody.objects.get(partner__slug="own-fleet").ended_at is None
     assert not TrackingEvent.objects.filter(kind="handoff").exists()
+
+
+def test_a_handoff_dated_far_in_the_future_takes_effect_now_and_the_new_holder_is_heard(
+    partner_client, chain_partners, with_the_fleet
+):
+    now = minutes(60)
+    with time_machine.travel(now, tick=False):
+        response = hand_off(
+            partner_client(chain_partners["fleet"]),
+            "VAN-1",
+            "zoom-gig",
+            "ZG-1",
+            occurred_at="2099-01-01T00:00:00+00:00",
+        )
+        report(partner_client(chain_partners["gig"]), "ORD-CHAIN", "in_transit", now)
+
+    assert response.status_code == 201
+    assert when(response.json()["started_at"]) == now
+    handoff = TrackingEvent.objects.get(kind="handoff")
+    assert "clock_skew" in handoff.flags
+    reported = TrackingEvent.objects.get(status="in_transit")
+    assert reported.applied
+    assert reported.flags == []
+
+
+def test_an_assignment_dated_far_in_the_future_starts_now(agent_client, chain_partners):
+    ShipmentFactory(reference="ORD-FUTURE")
+    with time_machine.travel(MORNING, tick=False):
+        response = agent_client.post(
+            "/api/v1/shipments/ORD-FUTURE/assignments",
+            {"partner": "own-fleet", "partner_reference": "VAN-9", "started_at": "2099-01-01T00:00:00Z"},
+            format="json",
+        )
+
+    assert response.status_code == 201
+    assert when(response.json()["started_at"]) == MORNING

@@ -1,4 +1,4 @@
-"""Reconciliation stays near-linear in the events of one shipment; the conflict check matches its definition."""
+"""Reconciliation stays near-linear in one shipment's events; the conflict check matches its definition."""
 
 import time
 from datetime import UTC, datetime, timedelta
