@@ -229,6 +229,10 @@ def replay_story(
     )
     if roll < 0.65:
         return "handed off, contractor silent"
+    # The contractor takes the job under the reference the fleet proposed.
+    courier.post(
+        "/api/partner/v1/handoffs/confirm", {"reference": f"{courier_slug[:3].upper()}-{number:05d}"}
+    )
     name = rng.choice(["delivered", "delivered", "out", "failed", "redelivered"])
     steps = ["out_for_delivery", *JOURNEYS[name][4:]] if name != "out" else ["out_for_delivery"]
     report(

@@ -55,6 +55,7 @@ api_v1 = [
 partner_v1 = [
     path("events", partner_views.PartnerEventsView.as_view(), name="partner-events"),
     path("handoffs", partner_views.HandOffView.as_view(), name="partner-handoffs"),
+    path("handoffs/confirm", partner_views.HandOffConfirmView.as_view(), name="partner-handoffs-confirm"),
     path("uploads", partner_views.UploadView.as_view(), name="partner-uploads"),
     path("uploads/template.csv", partner_views.UploadTemplateView.as_view(), name="partner-upload-template"),
 ]

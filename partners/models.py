@@ -148,6 +148,11 @@ class Custody(models.Model):
     handed_off_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="handed_to"
     )
+    reference_confirmed = models.BooleanField(
+        default=True,
+        help_text="False while the reference is only the handing-off partner's proposal: the receiver "
+        "confirms it (or operations assign one) before reports under it are matched.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CustodyQuerySet.as_manager()
@@ -161,7 +166,7 @@ class Custody(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["partner", "partner_reference"],
-                condition=Q(ended_at__isnull=True),
+                condition=Q(ended_at__isnull=True, reference_confirmed=True),
                 name="custody_open_reference_unique",
             ),
         ]
@@ -198,6 +203,9 @@ class InboundMessage(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    unmatched_references = models.TextField(
+        blank=True, help_text="References no shipment matched, as |A|B|: replayed when one appears."
+    )
     events_recorded = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
     request_id = models.CharField(

@@ -27,6 +27,7 @@ from partners.serializers import (
     AcceptedSerializer,
     AssignmentResultSerializer,
     AssignmentSerializer,
+    HandOffConfirmSerializer,
     HandOffResultSerializer,
     HandOffSerializer,
     NativeBatchSerializer,
@@ -204,6 +205,44 @@ class HandOffView(PartnerAPIView):
         return Response(HandOffResultSerializer(custody).data, status=status.HTTP_201_CREATED)
 
 
+class ReferenceConflict(Conflict):
+    default_code = "reference_in_use"
+
+    def __init__(self, exc: services.ReferenceInUse, who: str) -> None:
+        super().__init__(
+            f"{who} already {'hold' if who == 'You' else 'holds'} another open job under "
+            f"{exc.reference!r}; choose another reference."
+        )
+
+
+class HandOffConfirmView(PartnerAPIView):
+    @extend_schema(
+        operation_id="partner_handoffs_confirm",
+        tags=["partner"],
+        summary="Confirm your reference for a job handed to you",
+        description="A hand-off's reference is the sender's proposal; reports under it are matched "
+        "once you confirm it (or give your own).",
+        request={"application/json": HandOffConfirmSerializer},
+        responses={200: HandOffResultSerializer, **errors(400, 401, 404, 409, 413, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        partner: Partner = request.auth  # type: ignore[assignment]
+        serializer = HandOffConfirmSerializer(data=parse_json(read_body(request, partner, "handoff")))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            custody = services.confirm_handoff(
+                partner, reference=data["reference"], partner_reference=data.get("partner_reference", "")
+            )
+        except services.NoHandOffToConfirm:
+            raise exceptions.NotFound(
+                f"No job handed to you waits for confirmation as {data['reference']!r}."
+            ) from None
+        except services.ReferenceInUse as exc:
+            raise ReferenceConflict(exc, "You") from None
+        return Response(HandOffResultSerializer(custody).data)
+
+
 def uploaded_csv(request: Request, body: bytes) -> bytes:
     """The file of a browser form's `file` field (small contractors use one), else the raw text/csv body."""
     if not request.content_type.startswith("multipart/form-data"):
@@ -335,11 +374,14 @@ class AssignmentView(APIView):
         tags=["shipments"],
         summary="Give the shipment to a partner under the partner's reference",
         request=AssignmentSerializer,
-        responses={201: AssignmentResultSerializer, **errors(400, 401, 403, 404)},
+        responses={201: AssignmentResultSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, reference: str) -> Response:
         shipment = get_shipment(reference)
         serializer = AssignmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        custody = services.assign_shipment(shipment, **serializer.validated_data)
+        try:
+            custody = services.assign_shipment(shipment, **serializer.validated_data)
+        except services.ReferenceInUse as exc:
+            raise ReferenceConflict(exc, serializer.validated_data["partner"].slug) from None
         return Response(AssignmentResultSerializer(custody).data, status=status.HTTP_201_CREATED)

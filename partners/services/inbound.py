@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -198,6 +198,8 @@ def _outcomes(
         if missing:
             refs = sorted({r for e in missing for r in (e.references or (e.group_reference,))})
             reason = f"no shipment held by {message.partner.slug} under: {', '.join(refs)[:500]}"
+            # Kept apart so an assignment replays only the messages that mention its references.
+            InboundMessage.objects.filter(pk=message.pk).update(unmatched_references=reference_list(refs))
             key = (InboundMessage.State.UNMATCHED.value, len(events) - len(missing), reason)
         else:
             key = (InboundMessage.State.PROCESSED.value, len(events), "")
@@ -274,5 +276,29 @@ def sweep_unprocessed(*, older_than: timedelta | None = None) -> int:
         ).values_list("pk", flat=True)[:5000]
     )
     if ids:
+        enqueue_processing(ids)
+    return len(ids)
+
+
+def reference_list(references: Iterable[str]) -> str:
+    """References stored as |A|B| so that one can be looked up with a plain `contains`."""
+    refs = sorted({r.replace("|", "") for r in references if r})
+    return f"|{'|'.join(refs)}|" if refs else ""
+
+
+def replay_unmatched_mentioning(partner: Partner, references: Iterable[str]) -> int:
+    """Replay the partner's unmatched messages that name one of these references (a new assignment's)."""
+    condition = Q()
+    for reference in {r.replace("|", "") for r in references if r}:
+        condition |= Q(unmatched_references__contains=f"|{reference}|")
+    if not condition:
+        return 0
+    ids = list(
+        InboundMessage.objects.filter(condition, partner=partner, state=InboundMessage.State.UNMATCHED)
+        .values_list("pk", flat=True)
+        .order_by("received_at")
+    )
+    if ids:
+        InboundMessage.objects.filter(pk__in=ids).update(state=InboundMessage.State.RECEIVED, error="")
         enqueue_processing(ids)
     return len(ids)
