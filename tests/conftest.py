@@ -148,7 +148,8 @@ class Worker:
             return celery_app
         from celery import Celery
 
-        return Celery("baton-test-control", broker=self.redis_url)
+        # Not the current app: shared tasks elsewhere in the run must keep resolving to Baton's.
+        return Celery("baton-test-control", broker=self.redis_url, set_as_current=False)
 
     def start(self) -> None:
         env = {
