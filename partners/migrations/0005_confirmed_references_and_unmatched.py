@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0003_driver_links'),
+        ('partners', '0004_inboundmessage_request_id'),
         ('tracking', '0002_outbox_activity_predictions'),
     ]
 
