@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0004_inboundmessage_request_id'),
+        ('partners', '0005_partner_contact_channels'),
         ('tracking', '0002_outbox_activity_predictions'),
     ]
 
