@@ -61,6 +61,7 @@ partner_v1 = [
 ]
 
 handler404 = "hub.errors.page_not_found"
+handler500 = "hub.errors.server_error"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),

@@ -203,6 +203,9 @@ class InboundMessage(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a failed attempt: not swept again before this time."
+    )
     unmatched_references = models.TextField(
         blank=True, help_text="References no shipment matched, as |A|B|: replayed when one appears."
     )

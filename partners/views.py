@@ -108,8 +108,10 @@ class PartnerAPIView(APIView):
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also a number over 4,300 digits
         raise exceptions.ValidationError({"body": [f"Not valid JSON: {exc}"]}) from exc
+    except RecursionError:
+        raise exceptions.ValidationError({"body": ["Not valid JSON: nested too deeply."]}) from None
 
 
 class PartnerEventsView(PartnerAPIView):
