@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -37,6 +39,7 @@ from partners.serializers import (
 )
 from tracking.views import get_shipment
 
+log = logging.getLogger(__name__)
 REJECTED = InboundMessage.State.REJECTED
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -46,13 +49,20 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
+# Credentials and session state: never stored with a message (the admin shows stored headers).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "api-key", "x-api-key", "x-auth-token"}
+)
+
+
+def without_secrets(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers worth keeping with the raw message (signatures, content type, request ids), no credentials."""
+    return {name.lower(): value for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
+
+
 def kept_headers(request: Request) -> dict[str, str]:
-    """Headers worth keeping with the raw message; credentials are never stored."""
-    return {
-        name.lower(): value
-        for name, value in request.headers.items()
-        if name.lower() not in {"authorization", "cookie", "api-key", "x-api-key"}
-    }
+    """The request's headers as stored with the raw message."""
+    return without_secrets(request.headers)
 
 
 def read_body(request: Request, partner: Partner, channel: str) -> bytes:
@@ -353,19 +363,28 @@ class VendorWebhookView(APIView):
         responses={200: AcceptedSerializer, **errors(401, 404, 413)},
     )
     def post(self, request: Request, adapter: str, slug: str) -> Response:
-        partner = self.partner(adapter, slug)
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.BATON["MAX_BODY_BYTES"]:
             raise PayloadTooLarge(
                 f"The body is {length} bytes; the limit is {settings.BATON['MAX_BODY_BYTES']}."
             )
+        # An unknown slug gets the same answer as a bad signature: which partners exist is not told.
+        partner = Partner.objects.filter(slug=slug, adapter=adapter, is_active=True).first()
         inbound = self.inbound(request)
         try:
+            if partner is None:
+                raise VerificationError("no active partner at this URL")
             get_adapter(partner.adapter).verify(inbound, partner.webhook_secrets)
         except VerificationError as exc:
-            raise exceptions.AuthenticationFailed(f"Webhook verification failed: {exc}") from None
+            log.info("webhook %s/%s refused: %s", adapter, slug, exc)
+            raise exceptions.AuthenticationFailed(
+                "Webhook verification failed: the request is not signed for this URL."
+            ) from None
         message = services.record_inbound(
-            partner, channel=InboundMessage.Channel.WEBHOOK, body=inbound.body, headers=dict(inbound.headers)
+            partner,
+            channel=InboundMessage.Channel.WEBHOOK,
+            body=inbound.body,
+            headers=without_secrets(inbound.headers),
         )
         return Response({"accepted": 1, "message_id": message.pk})
 
