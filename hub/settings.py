@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from hub.logs import logging_config
 
@@ -28,12 +29,27 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 # The SQLite default is the newcomer's laptop, so it runs in DEBUG; with a DATABASE_URL it does not.
 DEBUG = envbool("DEBUG", "false" if os.environ.get("DATABASE_URL") else "true")
+DEVELOPMENT_SECRET_KEY = "baton-development-only-secret-key-do-not-use-in-production"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     # The development key is only for a developer's machine and the test suite.
     if not DEBUG and "pytest" not in sys.modules:
         raise ImproperlyConfigured("Set SECRET_KEY, or DEBUG=true for local development.")
-    SECRET_KEY = "baton-development-only-secret-key-do-not-use-in-production"
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+elif (
+    not DEBUG
+    and "pytest" not in sys.modules
+    and (
+        len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 5
+        or SECRET_KEY in {DEVELOPMENT_SECRET_KEY}
+        or SECRET_KEY.startswith("django-insecure-")
+    )
+):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too short or a known default: use 50+ random characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -70,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -139,6 +156,28 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if envbool("SECURE_COOKIES", "False"):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# Behind a TLS-terminating proxy: HSTS, redirect to HTTPS, and which header says the request was HTTPS.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "False")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
+if _proxy_header := envlist("SECURE_PROXY_SSL_HEADER"):  # e.g. HTTP_X_FORWARDED_PROTO,https
+    if len(_proxy_header) != 2:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+# Content-Security-Policy (Django's own): scripts only from Baton itself; inline styles are still used.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 
 # JSON lines in production, readable lines on a developer's console; never a secret or contact detail.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "console" if DEBUG else "json").strip().lower()

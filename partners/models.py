@@ -12,7 +12,19 @@ from django.db import models
 from django.db.models import Q
 
 API_KEY_CACHE_SECONDS = 10
+# Bounded: a client trying random keys must not grow every web process's memory without end.
+API_KEY_CACHE_MAX_ENTRIES = 4096
 _api_key_cache: dict[str, tuple[Partner | None, float]] = {}
+
+
+def _remember_api_key(key_hash: str, partner: Partner | None) -> None:
+    now = time.monotonic()
+    if len(_api_key_cache) >= API_KEY_CACHE_MAX_ENTRIES:
+        for stale in [k for k, (_, until) in list(_api_key_cache.items()) if until <= now]:
+            _api_key_cache.pop(stale, None)
+        while len(_api_key_cache) >= API_KEY_CACHE_MAX_ENTRIES:  # still full: forget the oldest entries
+            _api_key_cache.pop(next(iter(_api_key_cache)), None)
+    _api_key_cache[key_hash] = (partner, now + API_KEY_CACHE_SECONDS)
 
 
 def hash_api_key(key: str) -> str:
@@ -107,7 +119,7 @@ class Partner(models.Model):
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         partner = cls.objects.filter(api_key_hash=key_hash, is_active=True).first()
-        _api_key_cache[key_hash] = (partner, time.monotonic() + API_KEY_CACHE_SECONDS)
+        _remember_api_key(key_hash, partner)
         return partner
 
     def rotate_api_key(self) -> str:

@@ -157,6 +157,7 @@ class Worker:
             "DATABASE_URL": live_database_url(),
             "BATON_SWEEP_SECONDS": "2",
             "CELERY_QUEUE": self.queue,
+            "SECRET_KEY": "live-test-" + uuid.uuid4().hex * 2,  # production refuses a short key
             **({"REDIS_URL": self.redis_url} if self.redis_url else {}),
             **self.env,
         }
