@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "partners",
     "contactcentre",
     "hub",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -87,6 +88,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last: turns a locked-out login (console or admin) into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -138,6 +141,14 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Login rate limiting (django-axes) for the console and the admin: after BATON_LOGIN_FAILURE_LIMIT
+# failures for one username from one address, that pair is locked out for BATON_LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("BATON_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("BATON_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = envint("BATON_PROXY_COUNT", 0)
 LANGUAGE_CODE = "en-gb"
 # The customer pages and messages speak these; LocaleMiddleware picks one from the browser.
 LANGUAGES = [("en-gb", "English"), ("fr", "Français")]

@@ -74,3 +74,18 @@ def test_the_bad_api_key_cache_is_bounded(monkeypatch):
         assert Partner.for_api_key(f"bt_guess_{n}") is None
 
     assert len(partner_models._api_key_cache) <= 50
+
+
+@pytest.mark.django_db
+def test_console_and_admin_logins_are_rate_limited(client, django_user_model, settings):
+    django_user_model.objects.create_user("agent", password="right-password", is_staff=True)
+    wrong = [
+        client.post("/admin/login/", {"username": "agent", "password": f"guess-{n}"}).status_code
+        for n in range(settings.AXES_FAILURE_LIMIT)
+    ]
+
+    locked = client.post("/admin/login/", {"username": "agent", "password": "right-password"})
+
+    # The form again with an error, until the limit-th failure locks the username from this address.
+    assert wrong == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+    assert locked.status_code == 429  # even the right password, until the cool-off ends

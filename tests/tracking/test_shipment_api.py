@@ -102,8 +102,7 @@ def test_agent_finds_a_shipment_by_anything_the_caller_knows(agent_client, term)
 
 def test_agent_api_requires_staff(client, db, django_user_model):
     assert client.get("/api/v1/shipments").status_code in (401, 403)
-    django_user_model.objects.create_user("cust", password="pw")
-    client.login(username="cust", password="pw")
+    client.force_login(django_user_model.objects.create_user("cust", password="pw"))
     assert client.get("/api/v1/shipments").status_code == 403
 
 
