@@ -41,7 +41,6 @@ elif (
     and "pytest" not in sys.modules
     and (
         len(SECRET_KEY) < 50
-        or len(set(SECRET_KEY)) < 5
         or SECRET_KEY in {DEVELOPMENT_SECRET_KEY}
         or SECRET_KEY.startswith("django-insecure-")
     )

@@ -215,6 +215,7 @@ class InboundMessage(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0, help_text="Failed attempts since the last replay.")
     retry_at = models.DateTimeField(
         null=True, blank=True, help_text="After a failed attempt: not swept again before this time."
     )

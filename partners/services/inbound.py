@@ -196,7 +196,9 @@ def process_inbound_batch(message_ids: Sequence[int], *, retry_alone: bool = Tru
         if not parsed:
             raise
         message = parsed[0][0]
-        states[message.pk] = _attempt_failed(message, message.attempts + 1, exc)
+        failures = message.failures + 1
+        InboundMessage.objects.filter(pk=message.pk).update(failures=failures)
+        states[message.pk] = _attempt_failed(message, failures, exc)
         return states
     for state, finished in _outcomes(parsed, unmatched).items():
         for recorded, error, group in finished:
@@ -306,7 +308,7 @@ def replay_messages(
     ids = list(messages.values_list("pk", flat=True))
     if ids:
         InboundMessage.objects.filter(pk__in=ids).update(
-            state=InboundMessage.State.RECEIVED, error="", retry_at=None
+            state=InboundMessage.State.RECEIVED, error="", failures=0, retry_at=None
         )
         enqueue_processing(ids)
     return len(ids)

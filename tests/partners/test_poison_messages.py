@@ -52,7 +52,7 @@ def test_a_message_that_keeps_failing_ends_failed_with_its_error_after_bounded_a
     message.refresh_from_db()
     assert outcomes[:3] == ["retrying", "retrying", "failed"]
     assert message.state == InboundMessage.State.FAILED
-    assert message.attempts == 3
+    assert (message.attempts, message.failures) == (3, 3)
     assert "DataError" in message.error
     assert "\\u0000" in message.error
 
@@ -70,7 +70,7 @@ def test_a_failed_poison_message_is_replayable(
 
     message.refresh_from_db()
     assert message.state == InboundMessage.State.PROCESSED
-    assert message.attempts == 1
+    assert (message.attempts, message.failures) == (2, 0)
 
 
 def test_the_sweep_takes_the_oldest_first_and_skips_messages_backing_off(custody, monkeypatch):
