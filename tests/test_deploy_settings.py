@@ -30,9 +30,7 @@ EXCLUDED = {"DEBUG", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_ALLOW_AS
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {
-        k: v for k, v in os.environ.items() if k not in {"DEBUG", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"}
-    }
+    clean = {k: v for k, v in os.environ.items() if k not in EXCLUDED}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         env={**clean, **env},
