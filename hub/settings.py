@@ -251,6 +251,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
+if REDIS_URL:
+    # Kombu's Redis transport, made to survive a broker restart (see hub/broker.py).
+    CELERY_BROKER_TRANSPORT = "hub.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = envbool("CELERY_TASK_EAGER_PROPAGATES", "False")
 CELERY_TASK_IGNORE_RESULT = True
