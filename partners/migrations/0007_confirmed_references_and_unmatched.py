@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0005_partner_contact_channels'),
+        ('partners', '0006_partner_day_figures'),
         ('tracking', '0002_outbox_activity_predictions'),
     ]
 

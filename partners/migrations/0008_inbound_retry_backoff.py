@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0006_confirmed_references_and_unmatched'),
+        ('partners', '0007_confirmed_references_and_unmatched'),
     ]
 
     operations = [
