@@ -260,6 +260,8 @@ def replay_story(
     )
     if story == "handed off, contractor silent":
         return
+    # The contractor takes the job under the reference the fleet proposed.
+    courier.post("/api/partner/v1/handoffs/confirm", {"reference": courier_ref})
     name = story.removeprefix("subcontracted ") if story.startswith("subcontracted ") else "delivered"
     steps = AFTER_PICKUP[name]
     if story == "conflicting reports":

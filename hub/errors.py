@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -59,6 +62,24 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
+def server_error(request: HttpRequest) -> HttpResponse:
+    """An error outside the API views: JSON under /api/ and /webhooks/ (503 when the database is down)."""
+    if not request.path.startswith(("/api/", "/webhooks/")):
+        return defaults.server_error(request)
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OperationalError | InterfaceError):
+        response = JsonResponse(
+            error_body("unavailable", ServiceUnavailable.default_detail),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    return JsonResponse(
+        error_body("server_error", "Something went wrong on our side; it has been logged."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
 def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "message": message}
     if fields:
@@ -66,10 +87,39 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return body
 
 
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; retry shortly."
+    default_code = "unavailable"
+
+
+RETRY_AFTER_SECONDS = 30
+
+
+def as_api_exception(exc: BaseException) -> BaseException:
+    """The client's mistake or our outage as an API error, for what Django and Python raise themselves."""
+    if isinstance(exc, RecursionError):
+        return exceptions.ValidationError({"body": ["The JSON is nested too deeply."]})
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return exceptions.ValidationError({"body": ["A number has too many digits."]})
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge("The request body is too large.")
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return exceptions.ValidationError({"body": ["Too many form fields."]})
+    if isinstance(exc, IntegrityError):
+        return Conflict("The request conflicts with data that already exists.")
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ServiceUnavailable()
+    return exc
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
+    exc = as_api_exception(exc)  # type: ignore[assignment]
     response = drf_exception_handler(exc, context)
+    if isinstance(exc, ServiceUnavailable) and response is not None:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     if isinstance(exc, exceptions.ValidationError):

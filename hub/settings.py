@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from hub.logs import logging_config
 
@@ -28,12 +29,26 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 # The SQLite default is the newcomer's laptop, so it runs in DEBUG; with a DATABASE_URL it does not.
 DEBUG = envbool("DEBUG", "false" if os.environ.get("DATABASE_URL") else "true")
+DEVELOPMENT_SECRET_KEY = "baton-development-only-secret-key-do-not-use-in-production"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     # The development key is only for a developer's machine and the test suite.
     if not DEBUG and "pytest" not in sys.modules:
         raise ImproperlyConfigured("Set SECRET_KEY, or DEBUG=true for local development.")
-    SECRET_KEY = "baton-development-only-secret-key-do-not-use-in-production"
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+elif (
+    not DEBUG
+    and "pytest" not in sys.modules
+    and (
+        len(SECRET_KEY) < 50
+        or SECRET_KEY in {DEVELOPMENT_SECRET_KEY}
+        or SECRET_KEY.startswith("django-insecure-")
+    )
+):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too short or a known default: use 50+ random characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 # `PORT=8123 make run` serves on that port; the links Baton prints and hands out follow it.
@@ -58,6 +73,7 @@ INSTALLED_APPS = [
     "partners",
     "contactcentre",
     "hub",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -75,6 +91,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last: turns a locked-out login (console or admin) into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -126,6 +145,14 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Login rate limiting (django-axes) for the console and the admin: after BATON_LOGIN_FAILURE_LIMIT
+# failures for one username from one address, that pair is locked out for BATON_LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("BATON_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("BATON_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = envint("BATON_PROXY_COUNT", 0)
 LANGUAGE_CODE = "en-gb"
 # The customer pages and messages speak these; LocaleMiddleware picks one from the browser.
 LANGUAGES = [("en-gb", "English"), ("fr", "Français")]
@@ -155,6 +182,28 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if envbool("SECURE_COOKIES", "False"):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# Behind a TLS-terminating proxy: HSTS, redirect to HTTPS, and which header says the request was HTTPS.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "False")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
+if _proxy_header := envlist("SECURE_PROXY_SSL_HEADER"):  # e.g. HTTP_X_FORWARDED_PROTO,https
+    if len(_proxy_header) != 2:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+# Content-Security-Policy (Django's own): scripts only from Baton itself; inline styles are still used.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 
 # JSON lines in production, readable lines on a developer's console; never a secret or contact detail.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "console" if DEBUG else "json").strip().lower()
@@ -218,6 +267,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
+if REDIS_URL:
+    # Kombu's Redis transport, made to survive a broker restart (see hub/broker.py).
+    CELERY_BROKER_TRANSPORT = "hub.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = envbool("CELERY_TASK_EAGER_PROPAGATES", "False")
 CELERY_TASK_IGNORE_RESULT = True
@@ -228,8 +280,29 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "baton")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = envint("CELERY_PREFETCH_MULTIPLIER", 4)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # Notice a silently dead connection (a Redis that vanished without closing sockets) within seconds.
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+    "retry_on_timeout": True,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect to a restarted broker forever (None): a worker must outlive any Redis outage by itself.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks running when the broker connection drops finish (their work is idempotent and committed);
+# their acknowledgement is dropped safely by hub.celery.ReconnectSafeRequest, and Redis or the sweep
+# gives the message back. Cancelling them instead would only redo the same work.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Publishing while the broker is down: fail fast, the stored message waits for the sweep.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 330
 CELERY_BEAT_SCHEDULE = {
@@ -266,6 +339,7 @@ BATON = {
     "DRIVER_LINK_GRACE_HOURS": envint("BATON_DRIVER_LINK_GRACE_HOURS", 12),
     "DRIVER_LINK_TAPS_PER_MINUTE": envint("BATON_DRIVER_LINK_TAPS_PER_MINUTE", 30),
     "SWEEP_AFTER_SECONDS": envint("BATON_SWEEP_AFTER_SECONDS", 120),
+    "MAX_PROCESSING_ATTEMPTS": envint("BATON_MAX_PROCESSING_ATTEMPTS", 10),
     "DELIVERED_MAX_DISTANCE_M": envint("BATON_DELIVERED_MAX_DISTANCE_M", 1000),
     "CLOCK_SKEW_TOLERANCE_SECONDS": envint("BATON_CLOCK_SKEW_TOLERANCE_SECONDS", 300),
     "CONFLICT_WINDOW_SECONDS": envint("BATON_CONFLICT_WINDOW_SECONDS", 900),

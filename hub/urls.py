@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from contactcentre import api as console_api
 from contactcentre import customer_views
@@ -55,11 +55,13 @@ api_v1 = [
 partner_v1 = [
     path("events", partner_views.PartnerEventsView.as_view(), name="partner-events"),
     path("handoffs", partner_views.HandOffView.as_view(), name="partner-handoffs"),
+    path("handoffs/confirm", partner_views.HandOffConfirmView.as_view(), name="partner-handoffs-confirm"),
     path("uploads", partner_views.UploadView.as_view(), name="partner-uploads"),
     path("uploads/template.csv", partner_views.UploadTemplateView.as_view(), name="partner-upload-template"),
 ]
 
 handler404 = "hub.errors.page_not_found"
+handler500 = "hub.errors.server_error"
 admin.site.site_header = admin.site.site_title = "Baton administration"
 admin.site.index_title = "Baton"
 
@@ -98,7 +100,8 @@ urlpatterns = [
         name="vendor-webhook",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file: the CSP allows no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     # Also answered by hub.middleware.OperationsEndpointsMiddleware before host validation.
     path("healthz", hub_views.healthz, name="healthz"),
     path("readyz", hub_views.readyz, name="readyz"),

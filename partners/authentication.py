@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from typing import Any
 
@@ -12,6 +14,8 @@ from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
 from partners.models import Partner
+
+log = logging.getLogger(__name__)
 
 
 class PartnerKeyAuthentication(authentication.BaseAuthentication):
@@ -46,11 +50,39 @@ class IsPartner(permissions.BasePermission):
         return isinstance(request.auth, Partner)
 
 
+class LocalWindowCounter:
+    """Per-process fixed-window counters, used while the shared cache is unreachable."""
+
+    def __init__(self) -> None:
+        self.window = -1
+        self.counts: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.warned_window = -1
+
+    def incr(self, partner_id: int, window: int) -> int:
+        with self.lock:
+            if window != self.window:  # only the current window is kept: memory stays bounded
+                self.window, self.counts = window, {}
+            self.counts[partner_id] = self.counts.get(partner_id, 0) + 1
+            return self.counts[partner_id]
+
+    def warn_once(self, window: int, exc: Exception) -> None:
+        with self.lock:
+            if window == self.warned_window:
+                return
+            self.warned_window = window
+        log.warning("rate-limit cache unavailable (%s); counting per process until it is back", exc)
+
+
+local_counter = LocalWindowCounter()
+
+
 class PartnerRateThrottle(throttling.BaseThrottle):
     """Requests per minute per partner, counted in fixed one-minute windows in the shared cache.
 
     A counter (one atomic increment) rather than DRF's request history keeps the check O(1) at
-    thousands of requests a minute.
+    thousands of requests a minute. When the cache (Redis) is down the limit fails open to a
+    per-process count: ingest needs only PostgreSQL, so a cache outage must not refuse partners.
     """
 
     def __init__(self) -> None:
@@ -62,13 +94,23 @@ class PartnerRateThrottle(throttling.BaseThrottle):
             return True
         limit = partner.rate_limit_per_minute or settings.BATON["PARTNER_RATE_LIMIT_PER_MINUTE"]
         now = time.time()
-        key = f"baton:rate:{partner.pk}:{int(now // 60)}"
-        try:
-            count = cache.incr(key)  # one round trip for every request but a window's first
-        except ValueError:  # the window's first request (or another process just opened it)
-            count = 1 if cache.add(key, 1, timeout=90) else cache.incr(key)
+        window = int(now // 60)
         self.retry_after = 60 - now % 60
+        try:
+            count = shared_count(partner.pk, window)
+        except Exception as exc:  # any cache failure (connection refused, timeout, OOM): count locally
+            local_counter.warn_once(window, exc)
+            count = local_counter.incr(partner.pk, window)
         return count <= limit
 
     def wait(self) -> float:
         return self.retry_after
+
+
+def shared_count(partner_id: int, window: int) -> int:
+    """This request's number in the partner's window, from the shared cache."""
+    key = f"baton:rate:{partner_id}:{window}"
+    try:
+        return int(cache.incr(key))  # one round trip for every request but a window's first
+    except ValueError:  # the window's first request (or another process just opened it)
+        return 1 if cache.add(key, 1, timeout=90) else int(cache.incr(key))

@@ -13,7 +13,19 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 
 API_KEY_CACHE_SECONDS = 10
+# Bounded: a client trying random keys must not grow every web process's memory without end.
+API_KEY_CACHE_MAX_ENTRIES = 4096
 _api_key_cache: dict[str, tuple[Partner | None, float]] = {}
+
+
+def _remember_api_key(key_hash: str, partner: Partner | None) -> None:
+    now = time.monotonic()
+    if len(_api_key_cache) >= API_KEY_CACHE_MAX_ENTRIES:
+        for stale in [k for k, (_, until) in list(_api_key_cache.items()) if until <= now]:
+            _api_key_cache.pop(stale, None)
+        while len(_api_key_cache) >= API_KEY_CACHE_MAX_ENTRIES:  # still full: forget the oldest entries
+            _api_key_cache.pop(next(iter(_api_key_cache)), None)
+    _api_key_cache[key_hash] = (partner, now + API_KEY_CACHE_SECONDS)
 
 
 def hash_api_key(key: str) -> str:
@@ -108,7 +120,7 @@ class Partner(models.Model):
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         partner = cls.objects.filter(api_key_hash=key_hash, is_active=True).first()
-        _api_key_cache[key_hash] = (partner, time.monotonic() + API_KEY_CACHE_SECONDS)
+        _remember_api_key(key_hash, partner)
         return partner
 
     def rotate_api_key(self) -> str:
@@ -155,6 +167,11 @@ class Custody(models.Model):
     handed_off_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="handed_to"
     )
+    reference_confirmed = models.BooleanField(
+        default=True,
+        help_text="False while the reference is only the handing-off partner's proposal: the receiver "
+        "confirms it (or operations assign one) before reports under it are matched.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CustodyQuerySet.as_manager()
@@ -168,7 +185,7 @@ class Custody(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["partner", "partner_reference"],
-                condition=Q(ended_at__isnull=True),
+                condition=Q(ended_at__isnull=True, reference_confirmed=True),
                 name="custody_open_reference_unique",
             ),
         ]
@@ -209,6 +226,13 @@ class InboundMessage(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0, help_text="Failed attempts since the last replay.")
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a failed attempt: not swept again before this time."
+    )
+    unmatched_references = models.TextField(
+        blank=True, help_text="References no shipment matched, as |A|B|: replayed when one appears."
+    )
     events_recorded = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
     request_id = models.CharField(

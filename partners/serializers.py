@@ -169,6 +169,15 @@ class HandOffSerializer(StrictSerializer):
     note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
 
+class HandOffConfirmSerializer(StrictSerializer):
+    reference = serializers.CharField(
+        max_length=128, help_text="The job as the hand-off proposed it, or the merchant's reference."
+    )
+    partner_reference = serializers.CharField(
+        max_length=128, required=False, help_text="Your own reference for the job (default: `reference`)."
+    )
+
+
 class CustodyLinkSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     partner = serializers.CharField()
@@ -187,7 +196,7 @@ class HandOffResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Custody
-        fields = ["id", "partner", "partner_reference", "started_at", "handed_off_by"]
+        fields = ["id", "partner", "partner_reference", "reference_confirmed", "started_at", "handed_off_by"]
 
 
 class UploadRowErrorSerializer(serializers.Serializer):

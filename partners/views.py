@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +29,7 @@ from partners.serializers import (
     AcceptedSerializer,
     AssignmentResultSerializer,
     AssignmentSerializer,
+    HandOffConfirmSerializer,
     HandOffResultSerializer,
     HandOffSerializer,
     NativeBatchSerializer,
@@ -36,6 +39,7 @@ from partners.serializers import (
 )
 from tracking.views import get_shipment
 
+log = logging.getLogger(__name__)
 REJECTED = InboundMessage.State.REJECTED
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -45,13 +49,20 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
+# Credentials and session state: never stored with a message (the admin shows stored headers).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "api-key", "x-api-key", "x-auth-token"}
+)
+
+
+def without_secrets(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers worth keeping with the raw message (signatures, content type, request ids), no credentials."""
+    return {name.lower(): value for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
+
+
 def kept_headers(request: Request) -> dict[str, str]:
-    """Headers worth keeping with the raw message; credentials are never stored."""
-    return {
-        name.lower(): value
-        for name, value in request.headers.items()
-        if name.lower() not in {"authorization", "cookie", "api-key", "x-api-key"}
-    }
+    """The request's headers as stored with the raw message."""
+    return without_secrets(request.headers)
 
 
 def read_body(request: Request, partner: Partner, channel: str) -> bytes:
@@ -107,8 +118,10 @@ class PartnerAPIView(APIView):
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also a number over 4,300 digits
         raise exceptions.ValidationError({"body": [f"Not valid JSON: {exc}"]}) from exc
+    except RecursionError:
+        raise exceptions.ValidationError({"body": ["Not valid JSON: nested too deeply."]}) from None
 
 
 class PartnerEventsView(PartnerAPIView):
@@ -202,6 +215,44 @@ class HandOffView(PartnerAPIView):
             raise exceptions.ValidationError({exc.field: [str(exc)]}) from None
         services.finish_message(message, InboundMessage.State.PROCESSED, "", recorded=1)
         return Response(HandOffResultSerializer(custody).data, status=status.HTTP_201_CREATED)
+
+
+class ReferenceConflict(Conflict):
+    default_code = "reference_in_use"
+
+    def __init__(self, exc: services.ReferenceInUse, who: str) -> None:
+        super().__init__(
+            f"{who} already {'hold' if who == 'You' else 'holds'} another open job under "
+            f"{exc.reference!r}; choose another reference."
+        )
+
+
+class HandOffConfirmView(PartnerAPIView):
+    @extend_schema(
+        operation_id="partner_handoffs_confirm",
+        tags=["partner"],
+        summary="Confirm your reference for a job handed to you",
+        description="A hand-off's reference is the sender's proposal; reports under it are matched "
+        "once you confirm it (or give your own).",
+        request={"application/json": HandOffConfirmSerializer},
+        responses={200: HandOffResultSerializer, **errors(400, 401, 404, 409, 413, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        partner: Partner = request.auth  # type: ignore[assignment]
+        serializer = HandOffConfirmSerializer(data=parse_json(read_body(request, partner, "handoff")))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            custody = services.confirm_handoff(
+                partner, reference=data["reference"], partner_reference=data.get("partner_reference", "")
+            )
+        except services.NoHandOffToConfirm:
+            raise exceptions.NotFound(
+                f"No job handed to you waits for confirmation as {data['reference']!r}."
+            ) from None
+        except services.ReferenceInUse as exc:
+            raise ReferenceConflict(exc, "You") from None
+        return Response(HandOffResultSerializer(custody).data)
 
 
 def uploaded_csv(request: Request, body: bytes) -> bytes:
@@ -312,19 +363,28 @@ class VendorWebhookView(APIView):
         responses={200: AcceptedSerializer, **errors(401, 404, 413)},
     )
     def post(self, request: Request, adapter: str, slug: str) -> Response:
-        partner = self.partner(adapter, slug)
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.BATON["MAX_BODY_BYTES"]:
             raise PayloadTooLarge(
                 f"The body is {length} bytes; the limit is {settings.BATON['MAX_BODY_BYTES']}."
             )
+        # An unknown slug gets the same answer as a bad signature: which partners exist is not told.
+        partner = Partner.objects.filter(slug=slug, adapter=adapter, is_active=True).first()
         inbound = self.inbound(request)
         try:
+            if partner is None:
+                raise VerificationError("no active partner at this URL")
             get_adapter(partner.adapter).verify(inbound, partner.webhook_secrets)
         except VerificationError as exc:
-            raise exceptions.AuthenticationFailed(f"Webhook verification failed: {exc}") from None
+            log.info("webhook %s/%s refused: %s", adapter, slug, exc)
+            raise exceptions.AuthenticationFailed(
+                "Webhook verification failed: the request is not signed for this URL."
+            ) from None
         message = services.record_inbound(
-            partner, channel=InboundMessage.Channel.WEBHOOK, body=inbound.body, headers=dict(inbound.headers)
+            partner,
+            channel=InboundMessage.Channel.WEBHOOK,
+            body=inbound.body,
+            headers=without_secrets(inbound.headers),
         )
         return Response({"accepted": 1, "message_id": message.pk})
 
@@ -335,11 +395,14 @@ class AssignmentView(APIView):
         tags=["shipments"],
         summary="Give the shipment to a partner under the partner's reference",
         request=AssignmentSerializer,
-        responses={201: AssignmentResultSerializer, **errors(400, 401, 403, 404)},
+        responses={201: AssignmentResultSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, reference: str) -> Response:
         shipment = get_shipment(reference)
         serializer = AssignmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        custody = services.assign_shipment(shipment, **serializer.validated_data)
+        try:
+            custody = services.assign_shipment(shipment, **serializer.validated_data)
+        except services.ReferenceInUse as exc:
+            raise ReferenceConflict(exc, serializer.validated_data["partner"].slug) from None
         return Response(AssignmentResultSerializer(custody).data, status=status.HTTP_201_CREATED)

@@ -151,20 +151,41 @@ def live_database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class Worker:
-    """A real `celery worker` process on the test database; `kill()` and `start()` for fault tests."""
+    """A real `celery worker` process on the test database; `kill()` and `start()` for fault tests.
+
+    `redis_url` points it at a Redis of the test's own (a fault test that stops it); `env` adds settings.
+    """
 
     started: list["Worker"] = []  # running workers, the latest last: its relay is the one running
 
-    def __init__(self, *, env: dict[str, str] | None = None, log_path: str | None = None) -> None:
+    def __init__(
+        self, *, redis_url: str | None = None, env: dict[str, str] | None = None, log_path: str | None = None
+    ) -> None:
         # A queue of its own: a worker left over from another run on the same Redis cannot steal tasks.
         self.queue = f"baton-test-{uuid.uuid4().hex[:10]}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.redis_url = redis_url
         self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        os.makedirs(os.path.join(settings.BASE_DIR, "var"), exist_ok=True)
         self.log_path = log_path or os.path.join(settings.BASE_DIR, "var", "live-worker.log")
         self.log = open(self.log_path, "ab")  # noqa: SIM115
         self.relay: subprocess.Popen[bytes] | None = None
         self.relay_env: dict[str, str] = {}
+
+    def control_app(self):
+        if self.redis_url is None:
+            return celery_app
+        from celery import Celery
+
+        # Not the current app: shared tasks elsewhere in the run must keep resolving to Baton's.
+        return Celery("baton-test-control", broker=self.redis_url, set_as_current=False)
 
     def start(self) -> None:
         env = {
@@ -172,6 +193,8 @@ class Worker:
             "DATABASE_URL": live_database_url(),
             "BATON_SWEEP_SECONDS": "2",
             "CELERY_QUEUE": self.queue,
+            "SECRET_KEY": "live-test-" + uuid.uuid4().hex * 2,  # production refuses a short key
+            **({"REDIS_URL": self.redis_url} if self.redis_url else {}),
             **self.env,
         }
         self.process = subprocess.Popen(
@@ -194,7 +217,7 @@ class Worker:
                 "-n",
                 f"{self.queue}@%h",
                 "-s",
-                os.path.join(settings.BASE_DIR, "var", "beat-schedule"),
+                os.path.join(settings.BASE_DIR, "var", f"beat-schedule-{self.queue}"),
             ],
             env=env,
             stdout=self.log,
@@ -212,12 +235,15 @@ class Worker:
         Worker.started.append(self)
         self.relay_env = env
         self.start_relay()
+        control = self.control_app()
         ready = wait_for(
-            lambda: celery_app.control.ping(
-                timeout=0.5, destination=[f"{self.queue}@{socket.gethostname()}"]
+            lambda: (
+                self.process.poll() is not None
+                or control.control.ping(timeout=0.5, destination=[f"{self.queue}@{socket.gethostname()}"])
             ),
             timeout=60,
         )
+        assert self.process.poll() is None, "the Celery worker exited at start (see var/live-worker.log)"
         assert ready, "the Celery worker did not answer a ping within 60 s"
 
     def kill(self) -> None:
@@ -270,3 +296,118 @@ def live_worker(django_db_setup, django_db_blocker) -> Iterator[Worker]:
     yield worker
     worker.stop()
     celery_app.conf.task_default_queue = default_queue
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port (never the machine's shared one), nothing on disk."""
+
+    def __init__(self, directory: str) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.directory,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert wait_for(self.answers, timeout=10), "redis-server did not start"
+
+    def answers(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+        ):
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+        return False
+
+    def stop(self) -> None:
+        """Stop it as a crash would: SIGKILL, the queue and every unacknowledged task gone with it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class WebServer:
+    """The Django app under gunicorn in its own process, on the test database and the given Redis."""
+
+    def __init__(self, *, redis_url: str, queue: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.redis_url = redis_url
+        self.queue = queue
+        self.extra_env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        os.makedirs(os.path.join(settings.BASE_DIR, "var"), exist_ok=True)
+        self.log = open(os.path.join(settings.BASE_DIR, "var", "live-web.log"), "ab")  # noqa: SIM115
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import requests
+
+        env = {
+            **os.environ,
+            "DATABASE_URL": live_database_url(),
+            "REDIS_URL": self.redis_url,
+            "CELERY_QUEUE": self.queue,
+            "SECRET_KEY": "live-test-" + uuid.uuid4().hex * 2,
+            "DEBUG": "false",
+            **self.extra_env,
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "hub.wsgi",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "2",
+                "--timeout",
+                "60",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+            start_new_session=True,
+        )
+
+        def up() -> bool:
+            with contextlib.suppress(requests.RequestException):
+                return requests.get(f"{self.url}/api/partner/v1/uploads/template.csv", timeout=1).ok
+            return False
+
+        assert wait_for(up, timeout=30), "gunicorn did not answer within 30 s"
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()

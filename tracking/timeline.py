@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -344,10 +345,21 @@ def _dedupe(events: Iterable[EventFact]) -> list[EventFact]:
     return list(chosen.values())
 
 
+def is_skewed(occurred_at: datetime, received_at: datetime, rules: Rules = _DEFAULT_RULES) -> bool:
+    """A source cannot know the future: a time well after we received it comes from a wrong clock."""
+    return occurred_at > received_at + rules.clock_skew_tolerance
+
+
+def effective_time(occurred_at: datetime, received_at: datetime, rules: Rules = _DEFAULT_RULES) -> datetime:
+    """When a claimed moment is taken to be: our receipt time bounds a skewed clock.
+
+    The same rule places events on the timeline and dates hand-offs and assignments.
+    """
+    return received_at if is_skewed(occurred_at, received_at, rules) else occurred_at
+
+
 def _place(fact: EventFact, rules: Rules) -> _Row:
-    # A partner cannot know the future: a fact "from" well after we received it has a wrong clock,
-    # and our receipt time is the best bound we have.
-    if fact.occurred_at > fact.received_at + rules.clock_skew_tolerance:
+    if is_skewed(fact.occurred_at, fact.received_at, rules):
         return _Row(fact, fact.received_at, flags={FLAG_CLOCK_SKEW})
     return _Row(fact, fact.occurred_at)
 
@@ -431,16 +443,40 @@ def _contradicts(first: str, second: str) -> bool:
 
 
 def _flag_conflicts(rows: Sequence[_Row], window: timedelta) -> None:
+    """Flag contradictory reports from different sources within the window of each other.
+
+    Near-linear: one pass forward (does an earlier report contradict this one?) and one backward
+    (does a later one?), each keeping per status the sources heard within the window, so a report
+    is compared with the few statuses in the window rather than with every report in it.
+    """
     # Only sources entitled to speak can contradict each other; the rest is flagged by custody already.
     reports = [r for r in rows if r.custody_ok and r.fact.kind == EventKind.STATUS and r.fact.status]
-    for i, first in enumerate(reports):
-        for second in reports[i + 1 :]:
-            if second.effective_at - first.effective_at > window:
+    _flag_against_window(reports, window, earlier=True)
+    _flag_against_window(reports[::-1], window, earlier=False)
+
+
+def _flag_against_window(reports: Sequence[_Row], window: timedelta, *, earlier: bool) -> None:
+    # `reports` run in the pass's direction; `seen` holds, per status, how many reports each source
+    # made within the window behind the current one (those leaving the window are taken out).
+    seen: dict[str, dict[int | None, int]] = defaultdict(dict)
+    tail = 0
+    for row in reports:
+        while abs(row.effective_at - reports[tail].effective_at) > window:
+            old = reports[tail].fact
+            sources = seen[old.status or ""]
+            sources[old.partner_id] -= 1
+            if not sources[old.partner_id]:
+                del sources[old.partner_id]
+            tail += 1
+        fact = row.fact
+        status = fact.status or ""
+        for other, sources in seen.items():
+            if not sources or (len(sources) == 1 and fact.partner_id in sources):
+                continue  # no other source said `other` within the window
+            if _contradicts(other, status) if earlier else _contradicts(status, other):
+                row.flags.add(FLAG_CONFLICT)
                 break
-            a, b = first.fact, second.fact
-            if a.partner_id != b.partner_id and _contradicts(a.status or "", b.status or ""):
-                first.flags.add(FLAG_CONFLICT)
-                second.flags.add(FLAG_CONFLICT)
+        seen[status][fact.partner_id] = seen[status].get(fact.partner_id, 0) + 1
 
 
 def _flag_far_deliveries(rows: Sequence[_Row], destination: tuple[float, float], max_m: float) -> None:

@@ -203,8 +203,10 @@ def hmac_digest(key: bytes, message: bytes, algorithm: str = "sha256") -> bytes:
 def load_json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also a number over 4,300 digits
         raise PartnerError(f"body is not valid JSON: {exc}", permanent=True) from exc
+    except RecursionError:
+        raise PartnerError("body is not valid JSON: nested too deeply", permanent=True) from None
 
 
 _EPOCH_MS_THRESHOLD = 10**11  # epoch seconds stay below this until the year 5138

@@ -132,8 +132,10 @@ class EasypostAdapter(Adapter):
         base = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         auth = {"Authorization": "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()}
         if reference.startswith("trk_"):
-            return parse_tracker(client.get_json(f"{base}/trackers/{quote(reference)}", headers=auth), tz)
-        answer = client.get_json(f"{base}/trackers?tracking_code={quote(reference)}", headers=auth)
+            return parse_tracker(
+                client.get_json(f"{base}/trackers/{quote(reference, safe='')}", headers=auth), tz
+            )
+        answer = client.get_json(f"{base}/trackers?tracking_code={quote(reference, safe='')}", headers=auth)
         trackers = answer.get("trackers") if isinstance(answer, dict) else None
         if not trackers:
             raise PartnerError(f"EasyPost has no tracker for {reference!r}")

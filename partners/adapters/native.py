@@ -81,7 +81,10 @@ def read_csv_rows(body: bytes) -> list[dict[str, str]]:
     missing = {"reference", "status", "occurred_at"} - set(reader.fieldnames or ())
     if missing:
         raise PartnerError(f"missing column(s): {', '.join(sorted(missing))}", permanent=True)
-    return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+    try:
+        return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except csv.Error as exc:  # for example a field over the csv module's 131,072-character limit
+        raise PartnerError(f"line {reader.line_num}: {exc}", permanent=True) from exc
 
 
 # Stored with an upload: the lines its report refused, so no replay applies them later.

@@ -12,7 +12,14 @@
 """
 
 from partners.services import backlog
-from partners.services.custody import HandOffError, assign_shipment, hand_off
+from partners.services.custody import (
+    HandOffError,
+    NoHandOffToConfirm,
+    ReferenceInUse,
+    assign_shipment,
+    confirm_handoff,
+    hand_off,
+)
 from partners.services.holder import Routed, send_to_holder
 from partners.services.idempotency import IdempotencyInProgress, IdempotencyMismatch, run_idempotent
 from partners.services.inbound import (
@@ -24,6 +31,7 @@ from partners.services.inbound import (
     process_inbound_batch,
     record_inbound,
     replay_messages,
+    replay_unmatched_mentioning,
     sweep_unprocessed,
 )
 from partners.services.matching import (
@@ -47,7 +55,9 @@ __all__ = [
     "IdempotencyInProgress",
     "IdempotencyMismatch",
     "Matched",
+    "NoHandOffToConfirm",
     "NotHeld",
+    "ReferenceInUse",
     "Relay",
     "Routed",
     "adapter_for",
@@ -55,6 +65,7 @@ __all__ = [
     "backlog",
     "check_custody",
     "check_upload_rows",
+    "confirm_handoff",
     "dedupe_key",
     "enqueue_processing",
     "event_row",
@@ -72,6 +83,7 @@ __all__ = [
     "record_inbound",
     "record_message_events",
     "replay_messages",
+    "replay_unmatched_mentioning",
     "run_idempotent",
     "send_to_holder",
     "sweep_unprocessed",

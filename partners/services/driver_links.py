@@ -346,6 +346,7 @@ def hand_on(link: DriverLink, custody_id: int, *, to_partner_slug: str) -> Custo
         reference=custody.partner_reference,
         to_partner=to_partner,
         to_reference=f"BT-{secrets.token_hex(5).upper()}",
+        confirmed=True,
         note=f"Handed on to {to_partner.name} from the driver link",
     )
 

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -149,7 +149,14 @@ def process_inbound_batch(message_ids: Sequence[int], *, retry_alone: bool = Tru
     messages = list(
         InboundMessage.objects.select_related("partner")
         .filter(pk__in=message_ids)
-        .exclude(state__in=(InboundMessage.State.PROCESSED, InboundMessage.State.REJECTED))
+        # Failed too: a stale broker copy; a replay puts a failed message back first.
+        .exclude(
+            state__in=(
+                InboundMessage.State.PROCESSED,
+                InboundMessage.State.REJECTED,
+                InboundMessage.State.FAILED,
+            )
+        )
         .order_by("pk")
     )
     states: dict[int, str] = dict(
@@ -179,12 +186,50 @@ def process_inbound_batch(message_ids: Sequence[int], *, retry_alone: bool = Tru
                 raise
             continue
         parsed.append((message, events))
-    unmatched = record_message_events(parsed)
+    try:
+        unmatched = record_message_events(parsed)
+    except Exception as exc:
+        if len(parsed) > 1:  # find the poison: each message on its own, so the rest are not held up
+            for message, _events in parsed:
+                states.update(process_inbound_batch([message.pk], retry_alone=retry_alone))
+            return states
+        if not parsed:
+            raise
+        message = parsed[0][0]
+        failures = message.failures + 1
+        InboundMessage.objects.filter(pk=message.pk).update(failures=failures)
+        states[message.pk] = _attempt_failed(message, failures, exc)
+        return states
     for state, finished in _outcomes(parsed, unmatched).items():
         for recorded, error, group in finished:
             finish_messages(group, state, error, recorded)
             states.update((m.pk, state) for m in group)
     return states
+
+
+# Errors a later attempt can cure (database or broker away); the task retries them sooner itself.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError)
+
+
+def _attempt_failed(message: InboundMessage, attempts: int, exc: Exception) -> str:
+    """Back off after a failed attempt; after the last allowed one the message is `failed`, replayable.
+
+    A poison message (for example a value PostgreSQL refuses) would otherwise stay `received` and be
+    re-run by every sweep for ever.
+    """
+    transient = isinstance(exc, TRANSIENT_ERRORS) or (isinstance(exc, PartnerError) and not exc.permanent)
+    error = f"attempt {attempts}: {type(exc).__name__}: {exc}"[:2000]
+    if attempts >= settings.BATON["MAX_PROCESSING_ATTEMPTS"]:
+        log.warning("message %s failed for good after %d attempts: %s", message.pk, attempts, error)
+        return finish_message(message, InboundMessage.State.FAILED, f"gave up after {error}")
+    delay = min(3600, 30 * 2 ** (attempts - 1))
+    InboundMessage.objects.filter(pk=message.pk).update(
+        error=error, retry_at=timezone.now() + timedelta(seconds=delay)
+    )
+    if transient:
+        raise exc
+    log.warning("message %s attempt %d failed, retried in %d s: %s", message.pk, attempts, delay, error)
+    return "retrying"
 
 
 def _outcomes(
@@ -198,6 +243,8 @@ def _outcomes(
         if missing:
             refs = sorted({r for e in missing for r in (e.references or (e.group_reference,))})
             reason = f"no shipment held by {message.partner.slug} under: {', '.join(refs)[:500]}"
+            # Kept apart so an assignment replays only the messages that mention its references.
+            InboundMessage.objects.filter(pk=message.pk).update(unmatched_references=reference_list(refs))
             key = (InboundMessage.State.UNMATCHED.value, len(events) - len(missing), reason)
         else:
             key = (InboundMessage.State.PROCESSED.value, len(events), "")
@@ -260,19 +307,51 @@ def replay_messages(
         messages = messages.filter(received_at__lt=until)
     ids = list(messages.values_list("pk", flat=True))
     if ids:
-        InboundMessage.objects.filter(pk__in=ids).update(state=InboundMessage.State.RECEIVED, error="")
+        InboundMessage.objects.filter(pk__in=ids).update(
+            state=InboundMessage.State.RECEIVED, error="", failures=0, retry_at=None
+        )
         enqueue_processing(ids)
     return len(ids)
 
 
-def sweep_unprocessed(*, older_than: timedelta | None = None) -> int:
-    """Re-enqueue messages still waiting after a while: a lost broker message delays, never loses."""
+def sweep_unprocessed(*, older_than: timedelta | None = None, limit: int = 5000) -> int:
+    """Re-enqueue messages still waiting after a while: a lost broker message delays, never loses.
+
+    Fair: the oldest first, and messages backing off after a failed attempt wait their turn, so a
+    pile of bad messages cannot starve older good ones.
+    """
+    now = timezone.now()
     age = older_than or timedelta(seconds=settings.BATON["SWEEP_AFTER_SECONDS"])
     ids = list(
-        InboundMessage.objects.filter(
-            state=InboundMessage.State.RECEIVED, received_at__lt=timezone.now() - age
-        ).values_list("pk", flat=True)[:5000]
+        InboundMessage.objects.filter(state=InboundMessage.State.RECEIVED, received_at__lt=now - age)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)[:limit]
     )
     if ids:
+        enqueue_processing(ids)
+    return len(ids)
+
+
+def reference_list(references: Iterable[str]) -> str:
+    """References stored as |A|B| so that one can be looked up with a plain `contains`."""
+    refs = sorted({r.replace("|", "") for r in references if r})
+    return f"|{'|'.join(refs)}|" if refs else ""
+
+
+def replay_unmatched_mentioning(partner: Partner, references: Iterable[str]) -> int:
+    """Replay the partner's unmatched messages that name one of these references (a new assignment's)."""
+    condition = Q()
+    for reference in {r.replace("|", "") for r in references if r}:
+        condition |= Q(unmatched_references__contains=f"|{reference}|")
+    if not condition:
+        return 0
+    ids = list(
+        InboundMessage.objects.filter(condition, partner=partner, state=InboundMessage.State.UNMATCHED)
+        .values_list("pk", flat=True)
+        .order_by("received_at")
+    )
+    if ids:
+        InboundMessage.objects.filter(pk__in=ids).update(state=InboundMessage.State.RECEIVED, error="")
         enqueue_processing(ids)
     return len(ids)

@@ -38,7 +38,8 @@ class Matched:
 def find_custodies(partner: Partner, references: Iterable[str]) -> dict[str, Custody]:
     """Map each reference to the partner's custody: its own reference first, then the merchant's.
 
-    An open custody wins over a closed one for the same reference.
+    An open custody wins over a closed one for the same reference. A reference another partner
+    proposed in a hand-off counts only once the receiver confirmed it (or operations assigned it).
     """
     refs = {r for r in references if r}
     if not refs:
@@ -46,13 +47,18 @@ def find_custodies(partner: Partner, references: Iterable[str]) -> dict[str, Cus
     found: dict[str, Custody] = {}
     # A union of two index lookups: an OR across the join made PostgreSQL scan every custody the
     # partner ever had (745 ms per call for a partner with 133k jobs in bench/).
-    own = Custody.objects.filter(partner=partner, partner_reference__in=refs).order_by().values("pk")
+    own = (
+        Custody.objects.filter(partner=partner, partner_reference__in=refs, reference_confirmed=True)
+        .order_by()
+        .values("pk")
+    )
     merchants = Custody.objects.filter(partner=partner, shipment__reference__in=refs).order_by().values("pk")
     candidates = Custody.objects.filter(pk__in=own.union(merchants)).select_related("shipment")
     for custody in sorted(candidates, key=lambda c: (c.ended_at is None, c.started_at)):
-        found[custody.partner_reference] = custody
+        if custody.reference_confirmed:
+            found[custody.partner_reference] = custody
         found.setdefault(custody.shipment.reference, custody)
-        if custody.partner_reference in refs or custody.ended_at is None:
+        if (custody.reference_confirmed and custody.partner_reference in refs) or custody.ended_at is None:
             found[custody.shipment.reference] = custody
     return found
 

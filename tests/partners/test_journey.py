@@ -111,6 +111,7 @@ def tell_the_journey(http, settle, agent_client):
     assert native("events", {"events": fleet_events}, fleet_key)[0] == 202
     handoff = {"reference": "NSF-5531", "to_partner": "onfleet-ldn", "to_reference": ONFLEET_TASK}
     assert native("handoffs", {**handoff, "occurred_at": FLEET_HANDOFF}, fleet_key)[0] == 201
+    assert native("handoffs/confirm", {"reference": ONFLEET_TASK}, onfleet.api_key)[0] == 200
 
     # 2. Onfleet's webhooks, exactly as recorded; the fleet's driver still claims a delivery afterwards.
     for entry in samples("onfleet"):
@@ -126,6 +127,7 @@ def tell_the_journey(http, settle, agent_client):
     # 3. Onfleet subcontracts the job to Gophr; its own courier's late failure report must not count.
     handoff = {"reference": ONFLEET_TASK, "to_partner": "gophr-ldn", "to_reference": GOPHR_JOB}
     assert native("handoffs", {**handoff, "occurred_at": ONFLEET_HANDOFF}, onfleet.api_key)[0] == 201
+    assert native("handoffs/confirm", {"reference": GOPHR_JOB}, gophr.api_key)[0] == 200
     for entry in samples("gophr"):
         webhook(gophr, body_of("gophr", entry["file"]), entry["headers"])
     late = late_onfleet_failure()

@@ -271,7 +271,7 @@ def test_duplicate_webhook_is_acknowledged_but_recorded_once(vendor, client):
     assert InboundMessage.objects.get(pk=again.json()["message_id"]).state == InboundMessage.State.PROCESSED
 
 
-def test_unknown_partner_slug_is_404(client):
+def test_unknown_partner_slug_gets_the_same_answer_as_a_bad_signature(client):
     create_partner("gophr")
     body, headers = first_sample("gophr")
 
@@ -279,13 +279,16 @@ def test_unknown_partner_slug_is_404(client):
     response = client.post(
         "/webhooks/gophr/nobody-we-know/", data=body, content_type="application/json", headers=api_key
     )
+    bad_signature = client.post(
+        "/webhooks/gophr/gophr/", data=body, content_type="application/json", headers={"API-KEY": "wrong"}
+    )
 
-    assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
+    assert response.status_code == bad_signature.status_code == 401
+    assert response.json() == bad_signature.json()
     assert InboundMessage.objects.count() == 0
 
 
-def test_adapter_that_is_not_the_partners_is_404(client):
+def test_adapter_that_is_not_the_partners_is_refused(client):
     partner = create_partner("uber_direct")
     body, headers = first_sample("uber_direct")
 
@@ -293,7 +296,7 @@ def test_adapter_that_is_not_the_partners_is_404(client):
     wrong_door = client.post(f"/webhooks/onfleet/{partner.slug}/", data=body, content_type="application/json")
 
     assert response.status_code == 200
-    assert wrong_door.status_code == 404
+    assert wrong_door.status_code == 401
     assert InboundMessage.objects.count() == 1
 
 
@@ -308,3 +311,16 @@ def test_formats_without_a_webhook_refuse_every_webhook(adapter, client):
     assert response.status_code == 401
     assert response.json()["error"] == "authentication_failed"
     assert InboundMessage.objects.count() == 0
+
+
+def test_webhook_messages_keep_no_credentials(client):
+    partner = create_partner("gophr")
+    body, headers = first_sample("gophr")
+
+    response = post_webhook(
+        client, partner, body, {**headers, "Cookie": "sessionid=abc", "Authorization": "Basic eA=="}
+    )
+
+    stored = InboundMessage.objects.get(pk=response.json()["message_id"]).headers
+    assert response.status_code == 200
+    assert not {"api-key", "cookie", "authorization"} & set(stored)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from partners import services
 from partners.models import Custody, InboundMessage, Partner
 from tests.factories import PartnerFactory, ShipmentFactory
 from tracking.models import TrackingEvent
@@ -29,9 +30,13 @@ def report(client, reference: str, status: str, occurred_at: datetime) -> None:
     assert response.status_code == 202, response.content
 
 
-def hand_off(client, reference: str, to_partner: str, to_reference: str, **extra):
+def hand_off(client, reference: str, to_partner: str, to_reference: str, *, confirm: bool = True, **extra):
+    """Hand the job on; the receiver confirms the proposed reference, as a real receiver would."""
     body = {"reference": reference, "to_partner": to_partner, "to_reference": to_reference, **extra}
-    return client.post(HANDOFFS_URL, body, format="json")
+    response = client.post(HANDOFFS_URL, body, format="json")
+    if confirm and response.status_code == 201:
+        services.confirm_handoff(Partner.objects.get(slug=to_partner), reference=to_reference)
+    return response
 
 
 @pytest.fixture
@@ -267,7 +272,7 @@ def test_a_later_holders_handoff_dated_before_its_custody_is_a_400_naming_occurr
     assert list(Custody.objects.open().values_list("partner__slug", flat=True)) == ["hub-3pl"]
 
 
-def test_a_handoff_under_a_reference_the_receiver_already_uses_for_an_open_job_is_a_400(
+def test_a_handoff_under_a_reference_the_receiver_already_uses_is_only_a_proposal(
     partner_client, chain_partners, with_the_fleet
 ):
     other = ShipmentFactory(reference="ORD-OTHER")
@@ -275,8 +280,46 @@ def test_a_handoff_under_a_reference_the_receiver_already_uses_for_an_open_job_i
         partner=chain_partners["gig"], shipment=other, partner_reference="ZG-1", started_at=MORNING
     )
 
-    response = hand_off(partner_client(chain_partners["fleet"]), "VAN-1", "zoom-gig", "ZG-1")
+    response = hand_off(partner_client(chain_partners["fleet"]), "VAN-1", "zoom-gig", "ZG-1", confirm=False)
 
-    assert response.status_code == 400
-    assert Custody.objects.get(partner__slug="own-fleet").ended_at is None
-    assert not TrackingEvent.objects.filter(kind="handoff").exists()
+    # Nothing about the receiver's other job leaks, and its reports under ZG-1 still reach that job.
+    assert response.status_code == 201
+    assert response.json()["reference_confirmed"] is False
+    report(partner_client(chain_partners["gig"]), "ZG-1", "picked_up", MORNING + timedelta(minutes=5))
+    assert TrackingEvent.objects.get(status="picked_up").shipment.reference == "ORD-OTHER"
+
+
+def test_a_handoff_dated_far_in_the_future_takes_effect_now_and_the_new_holder_is_heard(
+    partner_client, chain_partners, with_the_fleet
+):
+    now = minutes(60)
+    with time_machine.travel(now, tick=False):
+        response = hand_off(
+            partner_client(chain_partners["fleet"]),
+            "VAN-1",
+            "zoom-gig",
+            "ZG-1",
+            occurred_at="2099-01-01T00:00:00+00:00",
+        )
+        report(partner_client(chain_partners["gig"]), "ORD-CHAIN", "in_transit", now)
+
+    assert response.status_code == 201
+    assert when(response.json()["started_at"]) == now
+    handoff = TrackingEvent.objects.get(kind="handoff")
+    assert "clock_skew" in handoff.flags
+    reported = TrackingEvent.objects.get(status="in_transit")
+    assert reported.applied
+    assert reported.flags == []
+
+
+def test_an_assignment_dated_far_in_the_future_starts_now(agent_client, chain_partners):
+    ShipmentFactory(reference="ORD-FUTURE")
+    with time_machine.travel(MORNING, tick=False):
+        response = agent_client.post(
+            "/api/v1/shipments/ORD-FUTURE/assignments",
+            {"partner": "own-fleet", "partner_reference": "VAN-9", "started_at": "2099-01-01T00:00:00Z"},
+            format="json",
+        )
+
+    assert response.status_code == 201
+    assert when(response.json()["started_at"]) == MORNING

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from partners import services
 from partners.models import InboundMessage, Partner
 from tests.factories import PartnerFactory, ShipmentFactory
 from tracking.models import Shipment, TrackingEvent
@@ -47,6 +48,7 @@ def hand_off(client, reference: str, to_partner: Partner, to_reference: str) -> 
     body = {"reference": reference, "to_partner": to_partner.slug, "to_reference": to_reference}
     response = client.post("/api/partner/v1/handoffs", body, format="json")
     assert response.status_code == 201, response.content
+    services.confirm_handoff(to_partner, reference=to_reference)  # the receiver takes the reference
 
 
 def detail(agent_client, reference: str) -> dict:

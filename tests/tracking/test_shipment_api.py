@@ -133,8 +133,7 @@ def test_a_postcode_stored_without_its_space_is_found_either_way(agent_client):
 
 def test_agent_api_requires_staff(client, db, django_user_model):
     assert client.get("/api/v1/shipments").status_code in (401, 403)
-    django_user_model.objects.create_user("cust", password="pw")
-    client.login(username="cust", password="pw")
+    client.force_login(django_user_model.objects.create_user("cust", password="pw"))
     assert client.get("/api/v1/shipments").status_code == 403
 
 

@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from partners import services as partner_services
+from partners.models import Partner
 from tests.factories import PartnerFactory, ShipmentFactory
 from tracking import services
 from tracking.models import TrackingEvent
@@ -54,6 +55,7 @@ def rich_timeline(partner_client):
         format="json",
     )
     assert response.status_code == 201, response.content
+    partner_services.confirm_handoff(Partner.objects.get(slug="gig"), reference="G-1")
     # The former holder speaks after the hand-off (flagged), the new one delivers with proof.
     post(
         client,

@@ -20,7 +20,7 @@ def close_custody_of_ended_jobs(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("partners", "0006_partner_day_figures"),
+        ("partners", "0008_inbound_retry_backoff"),
         ("tracking", "0007_event_timed"),
     ]
 

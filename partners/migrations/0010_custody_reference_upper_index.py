@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0007_custody_vehicle_reference'),
+        ('partners', '0009_custody_vehicle_reference'),
         ('tracking', '0007_event_timed'),
     ]
 
