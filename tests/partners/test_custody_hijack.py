@@ -63,16 +63,25 @@ def test_the_hijack_sequence_is_refused(alpha_and_beta, partner_client, agent_cl
     assert Shipment.objects.get(reference="ORD-BETA").status == "delivered"  # beta's T9 was this job
     assert Shipment.objects.get(reference="ORD-ALPHA").status != "delivered"
 
+    # ORD-BETA is delivered, so its custody has ended (issue 9): a reference beta holds on another
+    # open job is the one that cannot be confirmed for alpha's.
+    ShipmentFactory(reference="ORD-GAMMA")
+    gamma = agent_client.post(
+        "/api/v1/shipments/ORD-GAMMA/assignments",
+        {"partner": "beta-courier", "partner_reference": "T10"},
+        format="json",
+    )
+    assert gamma.status_code == 201
     confirm = partner_client(beta).post(
         "/api/partner/v1/handoffs/confirm",
-        {"reference": "ORD-ALPHA", "partner_reference": "T9"},
+        {"reference": "ORD-ALPHA", "partner_reference": "T10"},
         format="json",
     )
 
     assert confirm.status_code == 409
     body = confirm.json()
     assert body["error"] == "reference_in_use"
-    assert "ORD-BETA" not in json.dumps(body)
+    assert "ORD-GAMMA" not in json.dumps(body)
     assert "alpha" not in json.dumps(body).lower()
 
     confirmed = partner_client(beta).post(
