@@ -14,6 +14,7 @@ from django.utils import timezone
 from contactcentre.models import Case, CaseEvent, CaseNote
 from partners.models import Custody, InboundMessage, Partner
 from partners.services import assign_shipment, replay_messages, send_to_holder
+from partners.services.driver_links import send_driver_link
 from tracking import webhooks
 from tracking.models import Activity, OutboundMessage, Shipment, phone_digits
 from tracking.outbox import queue_message
@@ -363,6 +364,9 @@ def chase_holder(
         "requested_at": timezone.now().isoformat(),
         "text": text,
     }
+    # A contractor with no system is chased through its driver link: a fresh link goes with the chase.
+    by_driver_link = partner.sends_driver_links and bool(partner.driver_contact)
+    transport, recipient = "", ""
     if partner.callback_url:
         transport, recipient, payload = (
             "partner_callback",
@@ -371,11 +375,24 @@ def chase_holder(
         )
     elif partner.ops_email:
         transport, recipient = "partner_email", partner.ops_email
-    else:
+    elif not by_driver_link:
         raise CaseError(
-            f"{partner.name} has no contact channel (a callback or an operations e-mail): call them."
+            f"{partner.name} has no contact channel (a callback, an operations e-mail or a driver link): "
+            "call them."
         )
     with transaction.atomic():
+        if by_driver_link:
+            send_driver_link(custody, reason="chased")
+        if not transport:
+            return _record_action(
+                shipment,
+                kind="chase",
+                by=by_user,
+                case=case,
+                summary=f"Chased {partner.name} with a new driver link",
+                outbound=None,
+                details={"partner": partner.slug, "custody": custody.pk, "text": text},
+            )
         outbound = queue_message(
             transport=transport,
             purpose="partner.chase",

@@ -284,3 +284,37 @@ def test_every_form_needs_its_csrf_token(job):
 
     assert response.status_code == 403
     assert not TrackingEvent.objects.exists()
+
+
+def test_an_agent_chase_sends_the_contractor_a_fresh_link(client, job, django_user_model):
+    from contactcentre import services as console
+
+    agent = django_user_model.objects.create_user("agent-dl")
+    first = link_of(job)
+
+    result = console.chase_holder(job.shipment, by_user=agent)
+
+    second = link_of(job)
+    assert second != first
+    assert DriverLink.objects.filter(custody=job).count() == 2
+    assert result.activity.summary == "Chased Two Men and a Van with a new driver link"
+    assert Activity.objects.filter(
+        shipment=job.shipment, kind="link_sent", summary__contains="chased"
+    ).exists()
+    assert client.get(f"/d/{second}").status_code == 200
+    assert client.get(f"/d/{first}").status_code == 200  # the first link still works until it ends
+
+
+def test_a_chase_by_e_mail_also_sends_a_driver_link_when_the_partner_uses_them(
+    job, van_man, django_user_model
+):
+    from contactcentre import services as console
+
+    van_man.ops_email = "office@van.example"
+    van_man.save()
+    agent = django_user_model.objects.create_user("agent-dl2")
+
+    console.chase_holder(job.shipment, by_user=agent)
+
+    assert OutboundMessage.objects.filter(purpose="partner.chase", recipient="office@van.example").exists()
+    assert OutboundMessage.objects.filter(purpose="driver.link", shipment=job.shipment).count() == 2
