@@ -77,6 +77,7 @@ MIDDLEWARE = [
     # Probes and scrapes first: they must answer whatever Host header a load balancer sends.
     "hub.middleware.OperationsEndpointsMiddleware",
     "hub.middleware.RequestObservabilityMiddleware",
+    "hub.middleware.RefuseNulInQueryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
