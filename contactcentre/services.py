@@ -110,7 +110,7 @@ def open_case(
 
 
 def _locked(case: Case) -> Case:
-    return Case.objects.select_for_update().select_related("shipment", "owner").get(pk=case.pk)
+    return Case.objects.select_for_update(of=("self",)).select_related("shipment", "owner").get(pk=case.pk)
 
 
 def _on_timeline(case: Case, *, kind: str, by: User, summary: str, **fields: Any) -> Activity | None:

@@ -6,9 +6,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from hub import views
+from hub.errors import error_body
 from hub.logs import REQUEST_ID_HEADER, bind_request_id, request_id_from
 from hub.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -75,3 +76,20 @@ class RequestObservabilityMiddleware:
         )
         bind_request_id("")
         return response
+
+
+class RefuseNulInQueryMiddleware:
+    """A NUL character in a query string is refused with a 400 before any view runs.
+
+    PostgreSQL cannot store or compare strings that contain NUL, so a filter value carrying one
+    would otherwise end in a database error (a 500) on whichever list endpoint received it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
+            body = error_body("invalid_query", "A query parameter contains a NUL character; remove it.")
+            return JsonResponse(body, status=400)
+        return self.get_response(request)

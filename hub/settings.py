@@ -80,6 +80,7 @@ MIDDLEWARE = [
     # Probes and scrapes first: they must answer whatever Host header a load balancer sends.
     "hub.middleware.OperationsEndpointsMiddleware",
     "hub.middleware.RequestObservabilityMiddleware",
+    "hub.middleware.RefuseNulInQueryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's styles, the API docs' Swagger UI) from the app itself: no proxy rule.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -270,7 +270,9 @@ def record_driver_report(
         raise DriverReportError("Choose one of the buttons.", field="action")
     chosen = DRIVER_ACTIONS[action]
     event: dict[str, Any] = {
-        "reference": custody.partner_reference,
+        # The merchant's reference reaches this partner's open job even while a reference another
+        # partner proposed in a hand-off is still unconfirmed; the job is this link's own either way.
+        "reference": custody.shipment.reference,
         "event_id": f"driver-link:{link.pk}:{tap_id}",
         "occurred_at": now.isoformat(),
         "raw_status": f"driver link: {chosen.label}",
@@ -343,7 +345,7 @@ def hand_on(link: DriverLink, custody_id: int, *, to_partner_slug: str) -> Custo
         raise DriverReportError("Choose one of the partners listed.", field="to_partner")
     return hand_off(
         link.partner,
-        reference=custody.partner_reference,
+        reference=custody.shipment.reference,
         to_partner=to_partner,
         to_reference=f"BT-{secrets.token_hex(5).upper()}",
         confirmed=True,

@@ -83,6 +83,20 @@ def test_a_partner_that_has_its_own_system_gets_no_link(partner):
     assert not DriverLink.objects.exists()
 
 
+def test_a_link_reports_on_a_job_whose_proposed_reference_is_not_confirmed_yet(client, van_man, partner):
+    job = assign_shipment(ShipmentFactory(reference="ORD-2009"), partner=partner, partner_reference="SW-1")
+    from partners.services import hand_off
+
+    handed = hand_off(partner, reference="SW-1", to_partner=van_man, to_reference="PROPOSED-1")
+    assert not handed.reference_confirmed
+    token = link_of(handed)
+
+    assert tap(client, token, handed, "picked_up").status_code == 302
+
+    event = TrackingEvent.objects.get(shipment=job.shipment, status="picked_up")
+    assert (event.partner, event.custody, event.applied) == (van_man, handed, True)
+
+
 def test_each_tap_becomes_a_partner_event_from_the_driver_link(client, job, agent_client):
     token = link_of(job)
     page = client.get(f"/d/{token}")
@@ -266,6 +280,12 @@ def test_the_driver_can_hand_the_job_to_a_partner_operations_allowed(client, job
     ).exists()
     # The first driver can no longer report on the job it gave away.
     assert tap(client, token, job, "picked_up").status_code == 400
+    # The new holder's driver reports through its own link, and the report is applied.
+    sent = OutboundMessage.objects.filter(recipient="dave@example.com").latest("id").body
+    new_token = re.search(r"/d/([\w-]+)", sent)[1]
+    assert tap(client, new_token, new, "picked_up").status_code == 302
+    event = TrackingEvent.objects.get(shipment=job.shipment, status="picked_up")
+    assert (event.partner, event.custody, event.applied) == (allowed, new, True)
 
 
 def test_too_many_taps_a_minute_are_slowed_down(client, job, settings):

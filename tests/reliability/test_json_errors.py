@@ -104,3 +104,10 @@ def test_an_error_outside_the_api_views_is_still_json(custody, monkeypatch):
     response = client.get("/api/v1/shipments")
 
     assert_json_error(response, 503)
+
+
+def test_a_nul_character_in_a_query_parameter_is_a_400_not_a_database_error(agent_client):
+    response = agent_client.get("/api/v1/cases?owner=%00x")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_query"
