@@ -38,3 +38,19 @@ def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, A
             if isinstance(operation, dict) and "requestBody" in operation:
                 operation["requestBody"]["required"] = True
     return result
+
+
+def document_query_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Any operation that takes query parameters may answer 400 (a NUL in one is refused up front)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            takes_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
+            if takes_query and "400" not in operation.get("responses", {}):
+                operation["responses"]["400"] = {
+                    "description": "A query parameter is invalid.",
+                    "content": error,
+                }
+    return result

@@ -252,6 +252,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "hub.schema.require_request_bodies",
+        "hub.schema.document_query_errors",
     ],
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "tracking.statuses.Status",
