@@ -3,14 +3,16 @@
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_suite_can_run_with_the_clock_moved_a_year_ahead():
-    env = {**os.environ, "PROBE_REAL_NOW": datetime.now(UTC).isoformat()}
+def test_the_suite_can_run_with_the_clock_moved_a_year_ahead(request):
+    # When this session itself runs ahead (CI's second pass), the real time is that much earlier.
+    real_now = datetime.now(UTC) - timedelta(days=request.config.getoption("--clock-ahead-days"))
+    env = {**os.environ, "PROBE_REAL_NOW": real_now.isoformat()}
     env.pop("BATON_TEST_CLOCK_AHEAD_DAYS", None)
     probe = "tests/fixtures/clock/clock_probe.py"
 
