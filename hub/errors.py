@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -106,6 +106,9 @@ def as_api_exception(exc: BaseException) -> BaseException:
         return PayloadTooLarge("The request body is too large.")
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         return exceptions.ValidationError({"body": ["Too many form fields."]})
+    if (isinstance(exc, ValueError) and "NUL" in str(exc)) or isinstance(exc, UnicodeEncodeError | DataError):
+        # PostgreSQL refuses NUL characters and lone surrogates in text; they came from the client.
+        return exceptions.ValidationError({"body": ["A value contains a character that cannot be stored."]})
     if isinstance(exc, IntegrityError):
         return Conflict("The request conflicts with data that already exists.")
     if isinstance(exc, OperationalError | InterfaceError):

@@ -111,3 +111,12 @@ def test_a_nul_character_in_a_query_parameter_is_a_400_not_a_database_error(agen
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_query"
+
+
+def test_a_nul_character_in_a_json_value_is_a_400_not_a_server_error(partner_client, custody):
+    body = {"reference": "SWIFT-77", "to_partner": "x\u0000y", "to_reference": "N-1"}
+
+    response = partner_client(custody.partner).post("/api/partner/v1/handoffs", body, format="json")
+
+    assert response.status_code in (400, 404)
+    assert "error" in response.json()
