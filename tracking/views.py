@@ -310,8 +310,15 @@ class ShipmentEpcisView(APIView):
 
 
 def _moment(value: str | None) -> datetime | None:
-    moment = parse_datetime(value) if value else None
-    return moment if moment is not None and moment.tzinfo is not None else None
+    try:
+        moment = parse_datetime(value) if value else None
+    except ValueError:
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    offset = moment.utcoffset()
+    # Real time zones stay within UTC-12 to UTC+14; PostgreSQL refuses offsets far outside them.
+    return moment if offset is not None and abs(offset) <= timedelta(hours=14) else None
 
 
 class EpcisExportView(APIView):
