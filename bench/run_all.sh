@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/baton_bench}"
 export REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/10}"
-export SECRET_KEY="${SECRET_KEY:-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
+export SECRET_KEY="${SECRET_KEY:-bench-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')}"
 export DEBUG=false DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL="${LOG_LEVEL:-WARNING}"
 PORT="${BENCH_PORT:-8765}"
 GUNICORN_WORKERS="${BENCH_GUNICORN_WORKERS:-4}"
