@@ -194,3 +194,82 @@ class MessageTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.get_purpose_display()
+
+
+class ActionRule(models.Model):
+    """Operations' rule: when the sweep raises a flag on a shipment, Baton acts (once per episode).
+
+    Evaluated by `contactcentre.proactive` when a flag is raised; each action it takes is recorded
+    on the shipment's timeline (`tracking.Activity`) and in `ProactiveAction`, which makes it
+    idempotent: one chase per silence, not one per sweep.
+    """
+
+    class Action(models.TextChoices):
+        NOTIFY_CUSTOMER = "notify_customer", "Notify the customer"
+        QUEUE = "queue", "Put the shipment in the agents' queue"
+        CHASE = "chase", "Chase the holder on its own channel"
+        ESCALATE = "escalate", "Escalate to supervisors (after a second silence)"
+
+    name = models.CharField(max_length=100, unique=True)
+    flag = models.CharField(
+        max_length=32,
+        help_text="The sweep's flag that triggers it: stale_custodian, unacknowledged, "
+        "eta_passed or late_risk.",
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    partner_kind = models.CharField(
+        max_length=16, blank=True, help_text="Only for holders of this kind (empty: every holder)."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["flag", "name"]
+        constraints = [models.CheckConstraint(condition=~models.Q(action=""), name="action_rule_has_action")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from partners.models import Partner
+        from tracking.flags import SWEEP_FLAGS
+
+        errors: dict[str, str] = {}
+        if self.flag not in SWEEP_FLAGS:
+            errors["flag"] = f"Choose one of the sweep's flags: {', '.join(sorted(SWEEP_FLAGS))}."
+        if self.action not in self.Action.values:
+            errors["action"] = "A rule needs an action."
+        if self.partner_kind and self.partner_kind not in Partner.Kind.values:
+            errors["partner_kind"] = "Unknown partner kind."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ProactiveAction(models.Model):
+    """One action a rule took on one shipment for one episode of a flag (the idempotency record)."""
+
+    rule = models.ForeignKey(ActionRule, on_delete=models.CASCADE, related_name="actions")
+    shipment = models.ForeignKey("tracking.Shipment", on_delete=models.CASCADE, related_name="+")
+    episode = models.CharField(
+        max_length=128,
+        help_text="What makes this occurrence of the flag one episode (e.g. holder and silence start).",
+    )
+    outcome = models.CharField(max_length=300, blank=True)
+    activity = models.ForeignKey(
+        "tracking.Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "shipment", "episode"], name="proactive_action_once_per_episode"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} on {self.shipment_id} ({self.episode})"

@@ -14,7 +14,7 @@ from contactcentre.models import CaseEvent
 from partners.models import InboundMessage
 from tracking.flags import describe
 from tracking.models import Activity, Shipment, TrackingEvent
-from tracking.services import custody_chain, flags_at, proof_file_url
+from tracking.services import custody_chain, proof_file_url
 
 # Case events that have no timeline activity of their own (the others are mirrored as activities).
 CASE_ONLY_ACTIONS = {"assigned": "took ownership of", "status": "changed the status of"}
@@ -129,12 +129,11 @@ def shipment_timeline(shipment: Shipment, *, raw_messages: bool = False) -> dict
         )
     entries.sort(key=lambda entry: entry.at)
     current = next((link for link in chain if link["is_current"]), None)
-    codes = list(dict.fromkeys([*flags_at(shipment, chain), *shipment.alerts]))
     return {
         "entries": entries,
         "chain": chain,
         "holder": current,
-        "flags": flag_list(codes),
+        "flags": flag_list(shipment.all_flags),
         "proof_items": proof_items(shipment.proof),
         "late_risk_percent": late_risk_percent(shipment),
     }

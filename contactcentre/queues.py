@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -125,24 +124,13 @@ def visible_queues(user: Any) -> list[Queue]:
     return [queue for queue in QUEUES if user.has_perm(queue.permission)]
 
 
-def carrying(codes: list[str]) -> Q:
-    """Shipments whose reconciled flags or sweep alerts hold any of `codes` (all_flags)."""
-    condition = Q()
-    for code in codes:
-        if connection.features.supports_json_field_contains:
-            condition |= Q(flags__contains=[code]) | Q(alerts__contains=[code])
-        else:  # SQLite: match the quoted code in the stored JSON text
-            condition |= Q(flags__icontains=f'"{code}"') | Q(alerts__icontains=f'"{code}"')
-    return condition
-
-
 def shipments(slug: str, filters: Filters, *, now: datetime | None = None) -> QuerySet[Shipment]:
     now = now or timezone.now()
     queryset = Shipment.objects.exclude(status__in=TERMINAL_STATUSES)
     if slug == "failed_attempts":
         queryset = queryset.filter(status__in=[Status.ATTEMPT_FAILED, Status.EXCEPTION])
     else:
-        queryset = queryset.filter(carrying(FLAG_QUEUES[slug]))
+        queryset = queryset.carrying(*FLAG_QUEUES[slug])
     if filters.partner:
         queryset = queryset.filter(current_custody__partner__slug=filters.partner)
     if filters.area:

@@ -320,6 +320,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "partners.tasks.materialise_scorecards",
         "schedule": timedelta(seconds=envint("BATON_SCORECARD_SECONDS", 3600)),
     },
+    "sweep-flags": {
+        "task": "partners.tasks.sweep_flags",
+        "schedule": timedelta(seconds=envint("BATON_FLAG_SWEEP_SECONDS", 60)),
+    },
     "poll-pull-partners": {
         "task": "partners.tasks.poll_partners",
         "schedule": timedelta(seconds=envint("BATON_POLL_SECONDS", 300)),
@@ -345,7 +349,10 @@ BATON = {
     "DELIVERED_MAX_DISTANCE_M": envint("BATON_DELIVERED_MAX_DISTANCE_M", 1000),
     "CLOCK_SKEW_TOLERANCE_SECONDS": envint("BATON_CLOCK_SKEW_TOLERANCE_SECONDS", 300),
     "CONFLICT_WINDOW_SECONDS": envint("BATON_CONFLICT_WINDOW_SECONDS", 900),
+    # The sweep's fallback when no SilenceThreshold row applies (operations edit those in the admin).
     "SILENCE_THRESHOLD_SECONDS": envint("BATON_SILENCE_THRESHOLD_SECONDS", 7200),
+    # A shipment whose predicted chance of missing its window reaches this (in %) is flagged late_risk.
+    "LATE_RISK_FLAG_PERCENT": envint("BATON_LATE_RISK_FLAG_PERCENT", 50),
     "PARTNER_RATE_LIMIT_PER_MINUTE": envint("BATON_PARTNER_RATE_LIMIT_PER_MINUTE", 60000),
     # --- the customer's page, self-service and notifications ---
     # The courier's position is shown (as a distance and a drawn map) only this close and this fresh.

@@ -1,14 +1,57 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from partners import services
-from partners.models import Custody, DriverLink, InboundMessage, Partner
+from partners.models import Custody, DriverLink, InboundMessage, Partner, SilenceThreshold, StageDuration
 from partners.services import driver_links
+
+
+class SilenceThresholdForm(forms.ModelForm):
+    status = forms.ChoiceField(choices=SilenceThreshold.status_choices, required=False)
+
+    class Meta:
+        model = SilenceThreshold
+        fields = ["partner", "partner_kind", "status", "minutes"]
+
+
+class PartnerSilenceThresholdInline(admin.TabularInline):
+    """This partner's own thresholds, which override its kind's (docs/flags.md)."""
+
+    model = SilenceThreshold
+    form = SilenceThresholdForm
+    fields = ["status", "minutes"]
+    extra = 0
+    verbose_name = "silence threshold for this partner"
+
+
+@admin.register(SilenceThreshold)
+class SilenceThresholdAdmin(admin.ModelAdmin):
+    form = SilenceThresholdForm
+    list_display = ["__str__", "partner", "partner_kind", "status", "minutes"]
+    list_filter = ["partner_kind", "status"]
+    list_editable = ["minutes"]
+    list_display_links = ["__str__"]
+
+
+@admin.register(StageDuration)
+class StageDurationAdmin(admin.ModelAdmin):
+    """Learned by the ETA model's beat job: read-only, shown so operations can see what it believes."""
+
+    list_display = ["__str__", "partner", "partner_kind", "status", "samples", "p50_seconds", "p90_seconds"]
+    list_filter = ["partner_kind", "status"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
+    inlines = [PartnerSilenceThresholdInline]
     list_display = ["slug", "name", "kind", "adapter", "api_key_prefix", "is_active"]
     list_filter = ["kind", "adapter", "is_active"]
     search_fields = ["slug", "name"]

@@ -365,3 +365,117 @@ class PartnerDayFigures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner_id} {self.day} {self.area or '*'} {self.band or '*'}"
+
+
+class SilenceThreshold(models.Model):
+    """How long a holder may stay silent before the sweep calls the job a blind spot.
+
+    A row applies to one partner, or to every partner of a kind, or (neither set) to every partner;
+    and to one status, to a job not yet acknowledged, or (status empty) to any status. The most
+    specific row wins: partner before kind before everyone, a status before any status. With no row
+    at all, `BATON["SILENCE_THRESHOLD_SECONDS"]` applies. See `partners.services.sweep.thresholds`.
+    """
+
+    UNACKNOWLEDGED = "unacknowledged"
+
+    partner = models.ForeignKey(
+        Partner,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="silence_thresholds",
+        help_text="Only this partner (overrides its kind's thresholds).",
+    )
+    partner_kind = models.CharField(
+        max_length=16,
+        choices=Partner.Kind.choices,
+        blank=True,
+        help_text="Every partner of this kind. Leave empty when a partner is chosen, or for everyone.",
+    )
+    status = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The job's status while silent; 'unacknowledged': assigned or handed on and never "
+        "reported by the new holder. Empty: any status.",
+    )
+    minutes = models.PositiveIntegerField(help_text="Silence longer than this raises the flag.")
+
+    class Meta:
+        ordering = ["partner_id", "partner_kind", "status"]
+        constraints = [
+            models.CheckConstraint(condition=Q(minutes__gt=0), name="silence_threshold_positive"),
+            models.CheckConstraint(
+                condition=Q(partner__isnull=True) | Q(partner_kind=""),
+                name="silence_threshold_partner_or_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["partner", "status"],
+                condition=Q(partner__isnull=False),
+                name="silence_threshold_partner_status_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["partner_kind", "status"],
+                condition=Q(partner__isnull=True),
+                name="silence_threshold_kind_status_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = str(self.partner) if self.partner_id else (self.get_partner_kind_display() or "Every partner")
+        return f"{who}, {self.status or 'any status'}: {self.minutes} min"
+
+    @classmethod
+    def status_choices(cls) -> list[tuple[str, str]]:
+        from tracking.statuses import TERMINAL_STATUSES, Status
+
+        open_statuses = [(value, label) for value, label in Status.choices if value not in TERMINAL_STATUSES]
+        return [("", "Any status"), (cls.UNACKNOWLEDGED, "Not acknowledged yet"), *open_statuses]
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.partner_id and self.partner_kind:
+            errors["partner_kind"] = (
+                "Choose a partner or a kind, not both: a partner's own row overrides its kind."
+            )
+        if self.status not in {value for value, _label in self.status_choices()}:
+            errors["status"] = "Choose an open status, 'unacknowledged', or leave empty for any status."
+        if not self.minutes or self.minutes <= 0:
+            errors["minutes"] = "A threshold must be at least one minute."
+        if errors:
+            raise ValidationError(errors)
+
+
+class StageDuration(models.Model):
+    """Learned from history: how long jobs took from reaching a status to delivery (p50/p90).
+
+    One row per partner and status, and one per partner kind and status (partner empty) as the
+    fallback for partners with too little history. Refreshed by a beat job (`partners.services.eta`).
+    """
+
+    partner = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="stage_durations"
+    )
+    partner_kind = models.CharField(max_length=16, choices=Partner.Kind.choices, blank=True)
+    status = models.CharField(max_length=32)
+    samples = models.PositiveIntegerField()
+    p50_seconds = models.PositiveIntegerField()
+    p90_seconds = models.PositiveIntegerField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "status"],
+                condition=Q(partner__isnull=False),
+                name="stage_duration_partner_status_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["partner_kind", "status"],
+                condition=Q(partner__isnull=True),
+                name="stage_duration_kind_status_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = str(self.partner) if self.partner_id else self.get_partner_kind_display()
+        return f"{who} from {self.status}: p50 {self.p50_seconds} s, p90 {self.p90_seconds} s"

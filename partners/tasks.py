@@ -5,6 +5,7 @@ from django.db import OperationalError
 
 from partners import services
 from partners.adapters.base import PartnerError
+from partners.services.sweep import run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +60,9 @@ def poll_custody(self: Task, custody_id: int) -> int:
 def materialise_scorecards() -> int:
     """Recompute today's and yesterday's partner figures (jobs still open change them)."""
     return services.materialise_recent()
+
+
+@shared_task(expires=55)
+def sweep_flags() -> str:
+    """Raise and clear the flags that grow true with time (silence, ETA passed, late risk)."""
+    return run_sweep().summary()

@@ -78,6 +78,11 @@ def subscribe(listener: Listener) -> None:
         _listeners.append(listener)
 
 
+def unsubscribe(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
 def publish(shipment: Shipment, before: Snapshot) -> None:
     """Tell every listener what changed since `before`; nothing is told when nothing changed."""
     change = ShipmentChange(before=before, after=Snapshot.of(shipment))

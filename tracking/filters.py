@@ -1,5 +1,4 @@
 import django_filters
-from django.db import connection
 from rest_framework import exceptions
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -25,14 +24,8 @@ class ShipmentFilter(django_filters.FilterSet):
         return queryset.search(value)
 
     def filter_flag(self, queryset: ShipmentQuerySet, name: str, value: str) -> ShipmentQuerySet:
-        if not value:
-            return queryset
-        if connection.features.supports_json_field_contains:
-            return queryset.filter(flags__contains=[value])
-        # SQLite (the newcomer's default) has no JSON containment: match in Python there.
-        return queryset.filter(
-            pk__in=[pk for pk, flags in queryset.values_list("pk", "flags") if value in flags]
-        )
+        # Reconciliation's flags and the sweep's alerts: the same truth the detail view shows.
+        return queryset.carrying(value) if value else queryset
 
 
 class StrictLimitOffsetPagination(LimitOffsetPagination):

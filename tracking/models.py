@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -43,6 +43,16 @@ def phone_digits(phone: str) -> str:
 class ShipmentQuerySet(models.QuerySet["Shipment"]):
     def open(self) -> ShipmentQuerySet:
         return self.exclude(status__in=TERMINAL_STATUSES)
+
+    def carrying(self, *codes: str) -> ShipmentQuerySet:
+        """Shipments whose reconciled flags or sweep alerts hold any of `codes` (what `all_flags` shows)."""
+        condition = Q()
+        for code in codes:
+            if connection.features.supports_json_field_contains:
+                condition |= Q(flags__contains=[code]) | Q(alerts__contains=[code])
+            else:  # SQLite (the newcomer's default): match the quoted code in the stored JSON text
+                condition |= Q(flags__icontains=f'"{code}"') | Q(alerts__icontains=f'"{code}"')
+        return self.filter(condition) if codes else self
 
     def held_by(self, partner: Partner) -> ShipmentQuerySet:
         """Shipments the partner holds now or held at some point."""
@@ -188,12 +198,17 @@ class Shipment(models.Model):
         "last_heard_at",
         "proof",
         "flags",
+        "alerts",  # only ever cleared by reconciliation (the sweep raises them)
     ]
 
     class Meta:
         ordering = ["-created_at"]
         # The newest-first list and the dashboard's shipments-per-day both read by creation time.
-        indexes = [models.Index(fields=["created_at"], name="shipment_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="shipment_created"),
+            # The few shipments the sweep has flagged: it re-reads them every pass, queues list them.
+            models.Index(fields=["status"], condition=~Q(alerts=[]), name="shipment_alerted"),
+        ]
 
     def __str__(self) -> str:
         return self.reference

@@ -102,7 +102,12 @@ class ShipmentSerializer(serializers.ModelSerializer):
     # Declared because a read-only model field loses allow_blank: "" (no reason, no e-mail) is common.
     reason = serializers.ChoiceField(choices=Reason.choices, allow_blank=True, read_only=True)
     customer_email = serializers.CharField(read_only=True, help_text="An e-mail address, or empty.")
-    flags = serializers.ListField(child=serializers.CharField(), read_only=True)
+    flags = serializers.ListField(
+        child=serializers.CharField(),
+        source="all_flags",
+        read_only=True,
+        help_text="Reconciliation's flags and the sweep's (docs/flags.md), the same in list and detail.",
+    )
 
     class Meta:
         model = Shipment

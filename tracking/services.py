@@ -13,6 +13,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from tracking import changes, timeline
+from tracking.flags import Flag
 from tracking.models import Activity, OutboundMessage, Shipment, TrackingEvent
 from tracking.statuses import EventKind
 
@@ -38,7 +39,6 @@ def timeline_rules() -> timeline.Rules:
         clock_skew_tolerance=timedelta(seconds=config["CLOCK_SKEW_TOLERANCE_SECONDS"]),
         conflict_window=timedelta(seconds=config["CONFLICT_WINDOW_SECONDS"]),
         delivered_max_distance_m=float(config["DELIVERED_MAX_DISTANCE_M"]),
-        silence_threshold=timedelta(seconds=config["SILENCE_THRESHOLD_SECONDS"]),
     )
 
 
@@ -62,7 +62,7 @@ def _as_fact(event: TrackingEvent) -> timeline.EventFact:
 
 
 def build_shipment_timeline(
-    shipment: Shipment, *, now: datetime | None = None, events: Sequence[TrackingEvent] | None = None
+    shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None
 ) -> tuple[timeline.Timeline, list[TrackingEvent]]:
     """Run the engine over everything stored for the shipment (two queries); return it with the rows.
 
@@ -85,7 +85,7 @@ def build_shipment_timeline(
         else None
     )
     return timeline.build_timeline(
-        [_as_fact(e) for e in events], links, destination=destination, rules=timeline_rules(), now=now
+        [_as_fact(e) for e in events], links, destination=destination, rules=timeline_rules()
     ), events
 
 
@@ -108,7 +108,25 @@ def _destination(shipment: Shipment) -> tuple[float, float] | None:
     return (shipment.latitude, shipment.longitude)
 
 
+# Silence ends the moment the holder speaks, or the job changes hands: the sweep would clear these
+# within a minute, but a proactive rule must not chase a holder that has just reported.
+_SILENCE_ALERTS = frozenset({Flag.STALE_CUSTODIAN, Flag.UNACKNOWLEDGED})
+
+
+def _alerts_after(shipment: Shipment, heard_before: datetime | None, custody_before: int | None) -> list[str]:
+    """The sweep's alerts that still hold after a reconciliation; the sweep raises, this only clears."""
+    if shipment.is_terminal:
+        return []
+    alerts = list(shipment.alerts)
+    if shipment.last_heard_at != heard_before or shipment.current_custody_id != custody_before:
+        alerts = [alert for alert in alerts if alert not in _SILENCE_ALERTS]
+    if Flag.ETA_PASSED in alerts and shipment.eta is not None and shipment.eta > timezone.now():
+        alerts.remove(Flag.ETA_PASSED)
+    return alerts
+
+
 def _apply_result(shipment: Shipment, result: timeline.Timeline) -> None:
+    heard_before, custody_before = shipment.last_heard_at, shipment.current_custody_id
     shipment.status = result.status
     shipment.reason = result.reason or ""
     shipment.sub_status = result.sub_status
@@ -119,6 +137,7 @@ def _apply_result(shipment: Shipment, result: timeline.Timeline) -> None:
     shipment.last_heard_at = result.last_heard_at
     shipment.proof = dict(result.proof) if result.proof else None
     shipment.flags = list(result.flags)
+    shipment.alerts = _alerts_after(shipment, heard_before, custody_before)
 
 
 def _stored_result(shipment: Shipment) -> timeline.Timeline:
@@ -195,27 +214,6 @@ def reconcile_shipment(shipment: Shipment, *, events: Sequence[TrackingEvent] | 
     _close_ended_custody(shipment, result)
     save_reconciled([(shipment, before)])
     return shipment
-
-
-def flags_at(
-    shipment: Shipment, chain: Sequence[Mapping[str, Any]], *, now: datetime | None = None
-) -> list[str]:
-    """The stored flags, plus `stale_custodian` as of `now`: silence grows while nothing is written.
-
-    The holder is the open link of the custody chain (else the last), heard from at its latest
-    report; the rule is the engine's own (`timeline.custodian_is_silent`).
-    """
-    flags = {flag for flag in shipment.flags if flag != timeline.FLAG_STALE_CUSTODIAN}
-    current = next((link for link in chain if link["is_current"]), chain[-1] if chain else None)
-    if (
-        current is not None
-        and not shipment.is_terminal
-        and timeline.custodian_is_silent(
-            current["started_at"], current["last_heard_at"], now=now or timezone.now(), rules=timeline_rules()
-        )
-    ):
-        flags.add(timeline.FLAG_STALE_CUSTODIAN)
-    return sorted(flags)
 
 
 # Kinds a batch may place at the end of a timeline without a rebuild (`timeline.extend_timeline`).

@@ -18,7 +18,6 @@ FLAG_NOT_CUSTODIAN = "not_custodian"
 FLAG_REGRESSION = "regression"
 FLAG_CONFLICT = "conflict"
 FLAG_FAR_FROM_DESTINATION = "far_from_destination"
-FLAG_STALE_CUSTODIAN = "stale_custodian"
 FLAG_BEFORE_CUSTODY = "before_custody"
 
 # Only a tiebreak for facts at the same instant: the journey order is the likeliest true order.
@@ -100,7 +99,6 @@ class Rules:
     clock_skew_tolerance: timedelta = timedelta(minutes=5)
     conflict_window: timedelta = timedelta(minutes=15)
     delivered_max_distance_m: float = 1000.0
-    silence_threshold: timedelta = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -154,7 +152,6 @@ def build_timeline(
     *,
     destination: tuple[float, float] | None = None,
     rules: Rules = _DEFAULT_RULES,
-    now: datetime | None = None,
 ) -> Timeline:
     """Reconcile events with custody links; the result depends only on the set of events."""
     links = sorted(custody, key=lambda link: (link.started_at, link.id))
@@ -220,14 +217,6 @@ def build_timeline(
     )
     flags = {flag for entry in entries for flag in entry.flags}
     last_heard = last_heard_from((row.fact for row in rows), current.partner_id) if current else None
-    silent = (
-        now is not None
-        and current is not None
-        and not terminal
-        and custodian_is_silent(current.started_at, last_heard, now=now, rules=rules)
-    )
-    if silent:
-        flags.add(FLAG_STALE_CUSTODIAN)
 
     return Timeline(
         entries=entries,
@@ -271,7 +260,7 @@ def extend_timeline(
 ) -> Timeline | None:
     """`previous` with one more fact placed last, or None when only `build_timeline` can tell.
 
-    `previous` is `build_timeline` of the other facts with the same custody and rules and no `now`
+    `previous` is `build_timeline` of the other facts with the same custody and rules
     (its entries may be left out: they are neither read nor revisited). The fact must be new (no
     earlier fact shares its dedupe key). Covers the common case, a position or ETA newer than
     everything else: then `extend_timeline(build_timeline(facts), fact)` is `build_timeline(facts + [fact])`.
@@ -319,13 +308,6 @@ def extend_timeline(
             else previous.last_heard_at
         ),
     )
-
-
-def custodian_is_silent(
-    started_at: datetime, last_heard: datetime | None, *, now: datetime, rules: Rules = _DEFAULT_RULES
-) -> bool:
-    """The holder has said nothing, nor taken the job, within the silence threshold (stale custodian)."""
-    return max(started_at, last_heard or started_at) < now - rules.silence_threshold
 
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:

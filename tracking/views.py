@@ -105,7 +105,6 @@ class ShipmentDetailView(APIView):
         shipment = get_shipment(reference)
         chain = services.custody_chain(shipment)
         shipment.custody_chain = chain  # type: ignore[attr-defined]
-        shipment.flags = services.flags_at(shipment, chain)
         return Response(ShipmentDetailSerializer(shipment).data)
 
 
@@ -120,8 +119,7 @@ class ShipmentTimelineView(APIView):
         shipment = get_shipment(reference)
         rows = list(TrackingEvent.objects.filter(shipment=shipment).timeline_rows())
         chain = services.custody_chain(shipment, last_heard=services.last_heard_by_partner(rows))
-        flags = services.flags_at(shipment, chain)
-        return Response(timeline_document(shipment, flags=flags, chain=chain, rows=rows))
+        return Response(timeline_document(shipment, flags=shipment.all_flags, chain=chain, rows=rows))
 
 
 class PublicTrackingView(APIView):

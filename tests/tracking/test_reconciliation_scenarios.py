@@ -8,6 +8,7 @@ import time_machine
 
 from partners import services
 from partners.models import InboundMessage, Partner
+from partners.services.sweep import run_sweep
 from tests.factories import PartnerFactory, ShipmentFactory
 from tracking.models import Shipment, TrackingEvent
 
@@ -83,11 +84,13 @@ def test_a_contractor_who_goes_silent_after_a_handoff_becomes_a_stale_custodian(
         clock.move_to(minutes(65))
         report(contractor_api, "QG-1", "in_transit", minutes(65))
 
-        # An agent looking just inside the silence threshold (two hours) sees nothing wrong.
+        # Beat runs the sweep every minute; just inside the silence threshold (two hours) nothing is wrong.
         clock.move_to(minutes(65 + 119))
+        run_sweep()
         assert "stale_custodian" not in detail(agent_client, "ORD-SILENT")["flags"]
 
         clock.move_to(minutes(65 + 121))
+        run_sweep()
         seen = detail(agent_client, "ORD-SILENT")
         story = timeline(agent_client, "ORD-SILENT")
         client.force_login(django_user_model.objects.get(username="agent"))
@@ -106,11 +109,13 @@ def test_a_contractor_who_goes_silent_after_a_handoff_becomes_a_stale_custodian(
         ("own-fleet", "VAN-7", minutes(60), False),  # its last word was the hand-off itself
         ("quick-gig", "QG-1", minutes(65), True),
     ]
-    # Nothing was written while the contractor kept quiet: the flag comes from the time of looking.
-    assert "stale_custodian" not in Shipment.objects.get(reference="ORD-SILENT").flags
+    # Reconciliation wrote nothing while the contractor kept quiet: the sweep's alert is the flag.
+    stored = Shipment.objects.get(reference="ORD-SILENT")
+    assert "stale_custodian" not in stored.flags
+    assert stored.alerts == ["stale_custodian"]
 
 
-def test_the_fleet_cannot_speak_for_a_silent_contractor_and_the_flag_clears_when_the_contractor_speaks(
+def test_the_fleet_cannot_acknowledge_for_a_silent_contractor_and_the_flag_clears_when_the_contractor_speaks(
     agent_client, partner_client
 ):
     fleet = PartnerFactory(slug="own-fleet", kind=Partner.Kind.FLEET)
@@ -123,8 +128,9 @@ def test_the_fleet_cannot_speak_for_a_silent_contractor_and_the_flag_clears_when
         clock.move_to(minutes(60))
         hand_off(fleet_api, "VAN-7", contractor, "QG-1")
         clock.move_to(minutes(60 + 180))
-        # Never heard from since it took the job: stale counting from the hand-off.
-        assert "stale_custodian" in detail(agent_client, "ORD-SILENT")["flags"]
+        run_sweep()
+        # Never heard from since it took the job: unacknowledged, counting from the hand-off.
+        assert "unacknowledged" in detail(agent_client, "ORD-SILENT")["flags"]
 
         report(fleet_api, "VAN-7", "delivered", minutes(60 + 180))
         after_fleet = detail(agent_client, "ORD-SILENT")
@@ -135,17 +141,18 @@ def test_the_fleet_cannot_speak_for_a_silent_contractor_and_the_flag_clears_when
         after_contractor = detail(agent_client, "ORD-SILENT")
 
     assert after_fleet["status"] == "pending"
-    assert "stale_custodian" in after_fleet["flags"]
+    assert "unacknowledged" in after_fleet["flags"]  # the former holder cannot acknowledge for it
     assert fleet_entry["applied"] is False
     assert fleet_entry["flags"] == ["former_custodian"]
     assert after_contractor["status"] == "out_for_delivery"
-    assert "stale_custodian" not in after_contractor["flags"]
+    assert "unacknowledged" not in after_contractor["flags"]  # cleared by the report, before any sweep
 
 
 def test_silence_after_delivery_is_not_a_stale_custodian(agent_client, partner_client, custody):
     with time_machine.travel(MORNING, tick=False) as clock:
         report(partner_client(custody.partner), "SWIFT-77", "delivered", MORNING)
         clock.move_to(MORNING + timedelta(days=3))
+        run_sweep()
         seen = detail(agent_client, custody.shipment.reference)
 
     assert seen["status"] == "delivered"

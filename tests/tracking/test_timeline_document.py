@@ -96,7 +96,7 @@ def drf_document(shipment) -> dict:
         "reference": shipment.reference,
         "status": shipment.status,
         "reason": shipment.reason,
-        "flags": services.flags_at(shipment, chain),
+        "flags": shipment.all_flags,
         "custody_chain": chain,
         "entries": entries,
     }

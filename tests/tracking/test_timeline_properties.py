@@ -119,7 +119,7 @@ def journeys(draw: st.DrawFn) -> tuple[list[EventFact], list[CustodyLink]]:
 
 
 def build(events: list[EventFact], custody: list[CustodyLink]) -> Timeline:
-    return build_timeline(events, custody, destination=DESTINATION, now=at(1500))
+    return build_timeline(events, custody, destination=DESTINATION)
 
 
 @MODERATE
