@@ -35,8 +35,8 @@ setup_django()
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Model  # noqa: E402
 
-from partners.models import Partner  # noqa: E402
-from tracking.models import Shipment  # noqa: E402
+from partners.models import Custody, Partner  # noqa: E402
+from tracking.models import Shipment, TrackingEvent  # noqa: E402
 
 PARTNERS = [("fleet", 3), ("subcontractor", 12), ("carrier", 5)]
 POSTCODES = ["SW1A 2AA", "N1 0PQ", "E14 5AB", "M1 1AE", "B2 4QA", "LS1 4AP", "G1 1XQ", "BS1 5TR", "CF10 1EP"]
@@ -83,6 +83,10 @@ def model_defaults(model: type[Model], listed: str) -> tuple[str, list[str]]:
 
 EXTRA_SHIPMENT_COLUMNS, SHIPMENT_DEFAULTS = model_defaults(Shipment, SHIPMENT_COLUMNS)
 SHIPMENT_COLUMNS += EXTRA_SHIPMENT_COLUMNS
+EXTRA_EVENT_COLUMNS, EVENT_DEFAULTS = model_defaults(TrackingEvent, EVENT_COLUMNS)
+EVENT_COLUMNS += EXTRA_EVENT_COLUMNS
+EXTRA_CUSTODY_COLUMNS, CUSTODY_DEFAULTS = model_defaults(Custody, CUSTODY_COLUMNS)
+CUSTODY_COLUMNS += EXTRA_CUSTODY_COLUMNS
 
 
 def token_for(i: int) -> str:
@@ -275,6 +279,7 @@ def main() -> None:
                                 str(custody_ids[idx - 1]) if idx else NULL,
                                 str(i),
                                 str(partner_id),
+                                *CUSTODY_DEFAULTS,
                             ]
                         )
                     )
@@ -409,6 +414,7 @@ def event_line(
             str(seq),
             "t",
             "[]",
+            *EVENT_DEFAULTS,
         ]
     )
 
