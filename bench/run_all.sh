@@ -4,6 +4,7 @@
 #   bench/run_all.sh                 # ingest, then read (loads the 10M events first if the bench DB is empty)
 #   bench/run_all.sh load            # (re)load ~10M events over 1M shipments into the bench database
 #   bench/run_all.sh ingest | read   # one bench
+#   bench/run_all.sh sweep           # the flag sweep over 1M open shipments (reopens loaded ones)
 #   BENCH_ARGS=--worker-paused bench/run_all.sh ingest   # options for the bench script (see --help)
 #
 # The bench has its own database and Redis db (BENCH_DATABASE_URL, BENCH_REDIS_URL) and only ever
@@ -36,8 +37,12 @@ if [[ " ${STEPS[*]} " == *" load "* ]] || { [[ " ${STEPS[*]} " == *" read "* ]] 
     && [ "$(psql "$DATABASE_URL" -Atc 'select count(*) from tracking_shipment')" = "0" ]; }; then
     $PY bench/load_events.py | tee "bench/results/load_events-$(date +%Y%m%d-%H%M%S).txt"
 fi
+# The sweep bench runs in process, with no stack around it (beat would sweep at the same time).
+if [[ " ${STEPS[*]} " == *" sweep "* ]]; then
+    $PY bench/sweep.py ${BENCH_ARGS:-}
+fi
 BENCHES=()
-for step in "${STEPS[@]}"; do [ "$step" = load ] || BENCHES+=("$step"); done
+for step in "${STEPS[@]}"; do [ "$step" = load ] || [ "$step" = sweep ] || BENCHES+=("$step"); done
 [ ${#BENCHES[@]} -gt 0 ] || exit 0
 
 pids=()
