@@ -1,0 +1,32 @@
+"""On PostgreSQL every flag queue can walk its own partial index (tracking migration 0011).
+
+PostgreSQL uses a partial index only when it can prove the query implies the index's predicate, so
+a change to `contactcentre.queues.shipments` that breaks the proof would silently bring back a sort
+of every flagged shipment per page (seconds at a million shipments). Here the planner is told to
+avoid sequential and bitmap scans, which on a small test table leaves the index as the only way if,
+and only if, the predicate is implied.
+"""
+
+import pytest
+from django.db import connection
+
+from contactcentre import queues
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner (CI's second pass)"),
+]
+
+
+@pytest.mark.parametrize("slug", ["blind_spots", "late_risk", "eta_passed", "conflicts"])
+def test_a_flag_queue_lists_and_counts_from_its_partial_index(slug):
+    listed = queues.shipments(slug, queues.Filters())[:50]
+    counted = queues.shipments(slug, queues.Filters()).order_by().values("pk")[: queues.COUNT_CAP + 1]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        for queryset in (listed, counted):
+            sql, params = queryset.query.sql_with_params()
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert f"shipment_queue_{slug}" in plan, plan
