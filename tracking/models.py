@@ -155,7 +155,7 @@ class Shipment(models.Model):
     consent_sms = models.BooleanField(
         default=False, help_text="The merchant collected consent to text delivery updates."
     )
-    # Lets the tracking page skip looking up the customer's requests when there are none.
+    # When the customer last used self-service on the tracking page.
     customer_acted_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When the customer last asked for something."
     )

@@ -252,7 +252,7 @@ def as_json(value: Any) -> Any:
 def public_tracking(
     shipment: Shipment, *, now: datetime | None = None, proof_unlocked: bool = False
 ) -> dict[str, Any]:
-    """What the customer may see: two to four queries, whatever the number of events."""
+    """What the customer may see: four queries, whatever the number of events."""
     now = now or timezone.now()
     events = list(
         shipment.events.filter(applied=True)
@@ -260,22 +260,16 @@ def public_tracking(
         .order_by("sequence")
         .values("kind", "status", "effective_at", "occurred_at", "latitude", "longitude", "partner_id")
     )
-    # The chain and the customer's requests cost a query each only when there is something to show:
-    # a hand-off behind the current holder, or a request the customer made.
-    current = shipment.current_custody
-    if current is not None and current.handed_off_by_id is None and current.ended_at is None:
-        chain = [current]
-    else:
-        chain = list(shipment.custody.select_related("partner").order_by("started_at", "id"))
-    requests = []
-    if shipment.customer_acted_at is not None:
-        requests = list(
-            Activity.objects.filter(
-                shipment=shipment, actor=Activity.Actor.CUSTOMER, kind__in=CUSTOMER_REQUEST_KINDS
-            )
-            .select_related("outbound")
-            .order_by("-occurred_at", "-id")[:10]
+    # Always the same four queries (the shipment, its events, its custody chain, the customer's last
+    # requests), whatever the number of events, hand-offs or requests: the budget is a constant number.
+    chain = list(shipment.custody.select_related("partner").order_by("started_at", "id"))
+    requests = list(
+        Activity.objects.filter(
+            shipment=shipment, actor=Activity.Actor.CUSTOMER, kind__in=CUSTOMER_REQUEST_KINDS
         )
+        .select_related("outbound")
+        .order_by("-occurred_at", "-id")[:10]
+    )
     finished = shipment.is_terminal
     short, sentence = STATUS_WORDS.get(shipment.status, (shipment.status, ""))
     holder = _holder(shipment, chain)
