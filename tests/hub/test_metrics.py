@@ -38,7 +38,7 @@ def post_event(client, partner, reference="SWIFT-77", status="out_for_delivery")
         "reference": reference,
         "event_id": f"e-{status}",
         "status": status,
-        "occurred_at": "2026-11-23T09:00:00Z",
+        "occurred_at": timezone.now().isoformat(),
     }
     return client.post("/api/partner/v1/events", data=json.dumps(body), content_type="application/json")
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def store(partner, **fields) -> InboundMessage:
-    body = {"reference": "SWIFT-77", "status": "in_transit", "occurred_at": "2026-11-23T09:00:00Z"}
+    body = {"reference": "SWIFT-77", "status": "in_transit", "occurred_at": timezone.now().isoformat()}
     return InboundMessage.objects.create(
         partner=partner,
         channel=InboundMessage.Channel.API,
