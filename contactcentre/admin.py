@@ -9,7 +9,15 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from contactcentre import notifications
-from contactcentre.models import Case, CaseEvent, CaseNote, MessageTemplate, Subscription
+from contactcentre.models import (
+    ActionRule,
+    Case,
+    CaseEvent,
+    CaseNote,
+    MessageTemplate,
+    ProactiveAction,
+    Subscription,
+)
 from tracking import public
 from tracking.models import Shipment
 
@@ -116,3 +124,39 @@ class MessageTemplateAdmin(admin.ModelAdmin):
                 "reference": reference,
             },
         )
+
+
+@admin.register(ActionRule)
+class ActionRuleAdmin(admin.ModelAdmin):
+    """Operations turn the sweep's flags into actions (docs/flags.md); validated by `ActionRule.clean`."""
+
+    list_display = ["name", "flag", "action", "partner_kind_label", "enabled", "updated_at"]
+    list_filter = ["flag", "action", "partner_kind", "enabled"]
+    list_editable = ["enabled"]
+    search_fields = ["name"]
+    fields = ["name", "flag", "action", "partner_kind", "enabled"]
+
+    @admin.display(description="Holders")
+    def partner_kind_label(self, obj: ActionRule) -> str:
+        return obj.get_partner_kind_display() or "Every holder"
+
+
+@admin.register(ProactiveAction)
+class ProactiveActionAdmin(admin.ModelAdmin):
+    """What the rules did, once per episode: read-only (the shipment's timeline has the details)."""
+
+    list_display = ["created_at", "rule", "shipment", "flag", "episode", "outcome", "message_state"]
+    list_filter = ["rule", "flag"]
+    search_fields = ["shipment__reference", "episode"]
+    list_select_related = ["rule", "shipment", "activity__outbound"]
+
+    @admin.display(description="Message now")
+    def message_state(self, obj: ProactiveAction) -> str:
+        outbound = obj.activity.outbound if obj.activity is not None else None
+        return outbound.get_state_display() if outbound is not None else "—"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

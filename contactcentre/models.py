@@ -6,8 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from partners.models import Partner
+from tracking.flags import SWEEP_FLAGS, Flag
 
 
 class Case(models.Model):
@@ -35,6 +39,7 @@ class Case(models.Model):
         RESCHEDULE = "reschedule", "Reschedule"
         CANCEL = "cancel", "Cancellation"
         COMPLAINT = "complaint", "Complaint"
+        HOLDER_SILENT = "holder_silent", "Holder silent"
         OTHER = "other", "Other"
 
     class Resolution(models.TextChoices):
@@ -196,12 +201,23 @@ class MessageTemplate(models.Model):
         return self.get_purpose_display()
 
 
+# The sweep's flags a rule can act on, in the sweep's order (tracking.flags.SWEEP_FLAGS).
+SWEEP_FLAG_CHOICES = [
+    (flag.value, flag.label)
+    for flag in (Flag.STALE_CUSTODIAN, Flag.UNACKNOWLEDGED, Flag.ETA_PASSED, Flag.LATE_RISK)
+]
+# Silence: the holder has not spoken. Escalation counts episodes of these on the same custody.
+SILENCE_FLAGS = frozenset({Flag.STALE_CUSTODIAN.value, Flag.UNACKNOWLEDGED.value})
+
+
 class ActionRule(models.Model):
     """Operations' rule: when the sweep raises a flag on a shipment, Baton acts (once per episode).
 
     Evaluated by `contactcentre.proactive` when a flag is raised; each action it takes is recorded
     on the shipment's timeline (`tracking.Activity`) and in `ProactiveAction`, which makes it
-    idempotent: one chase per silence, not one per sweep.
+    idempotent: one chase per silence, not one per sweep. A rule for a partner kind overrides the
+    rule for every holder with the same flag and action (switched off, it switches that action off
+    for that kind). See docs/flags.md.
     """
 
     class Action(models.TextChoices):
@@ -210,15 +226,22 @@ class ActionRule(models.Model):
         CHASE = "chase", "Chase the holder on its own channel"
         ESCALATE = "escalate", "Escalate to supervisors (after a second silence)"
 
+    ACTIONS_FOR_SILENCE = frozenset({Action.ESCALATE})
+    ACTIONS_FOR_LATENESS = frozenset({Action.NOTIFY_CUSTOMER})
+
     name = models.CharField(max_length=100, unique=True)
     flag = models.CharField(
         max_length=32,
-        help_text="The sweep's flag that triggers it: stale_custodian, unacknowledged, "
-        "eta_passed or late_risk.",
+        choices=SWEEP_FLAG_CHOICES,
+        help_text="The sweep's flag that triggers it.",
     )
     action = models.CharField(max_length=20, choices=Action.choices)
     partner_kind = models.CharField(
-        max_length=16, blank=True, help_text="Only for holders of this kind (empty: every holder)."
+        max_length=16,
+        blank=True,
+        choices=Partner.Kind.choices,
+        help_text="Only for holders of this kind (empty: every holder). A kind's rule overrides the "
+        "rule for every holder with the same flag and action.",
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -226,22 +249,39 @@ class ActionRule(models.Model):
 
     class Meta:
         ordering = ["flag", "name"]
-        constraints = [models.CheckConstraint(condition=~models.Q(action=""), name="action_rule_has_action")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(action=""), name="action_rule_has_action"),
+            models.UniqueConstraint(
+                fields=["flag", "action", "partner_kind"],
+                name="action_rule_one_per_flag_action_kind",
+                violation_error_message="There is already a rule for this flag, action and partner kind: "
+                "edit that one.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from partners.models import Partner
-        from tracking.flags import SWEEP_FLAGS
-
         errors: dict[str, str] = {}
         if self.flag not in SWEEP_FLAGS:
             errors["flag"] = f"Choose one of the sweep's flags: {', '.join(sorted(SWEEP_FLAGS))}."
         if self.action not in self.Action.values:
             errors["action"] = "A rule needs an action."
+        elif (
+            self.flag in SWEEP_FLAGS
+            and self.action in self.ACTIONS_FOR_SILENCE
+            and self.flag not in SILENCE_FLAGS
+        ):
+            errors["action"] = (
+                "Escalation follows a second silence: use it with 'Holder silent' or "
+                "'Holder never acknowledged'."
+            )
+        elif self.flag in SILENCE_FLAGS and self.action in self.ACTIONS_FOR_LATENESS:
+            errors["action"] = (
+                "The customer is told their delivery is running late: use it with 'ETA passed' or "
+                "'At risk of being late' (a holder's silence alone is not news for the customer)."
+            )
         if self.partner_kind and self.partner_kind not in Partner.Kind.values:
             errors["partner_kind"] = "Unknown partner kind."
         if errors:
@@ -253,9 +293,11 @@ class ProactiveAction(models.Model):
 
     rule = models.ForeignKey(ActionRule, on_delete=models.CASCADE, related_name="actions")
     shipment = models.ForeignKey("tracking.Shipment", on_delete=models.CASCADE, related_name="+")
+    flag = models.CharField(max_length=32, blank=True, help_text="The flag that was raised.")
     episode = models.CharField(
         max_length=128,
-        help_text="What makes this occurrence of the flag one episode (e.g. holder and silence start).",
+        help_text="What makes this occurrence of the flag one episode (docs/flags.md), e.g. the custody "
+        "and when its holder was last heard.",
     )
     outcome = models.CharField(max_length=300, blank=True)
     activity = models.ForeignKey(
@@ -270,6 +312,7 @@ class ProactiveAction(models.Model):
                 fields=["rule", "shipment", "episode"], name="proactive_action_once_per_episode"
             )
         ]
+        indexes = [models.Index(fields=["shipment", "flag"], name="proactive_action_shipment")]
 
     def __str__(self) -> str:
         return f"{self.rule} on {self.shipment_id} ({self.episode})"

@@ -1,19 +1,22 @@
 """Customer notifications: one message per change, never a storm, never more than the page shows.
 
 `notify_change` listens to `tracking.changes` (subscribed in `ContactcentreConfig.ready`) and queues
-e-mail or SMS through the outbox for out for delivery, arriving, attempt failed, delivered and
-running late (the sweep's flags). Each message has a dedupe key (one per subscriber and episode),
-waits for a minimum gap after the previous one and for the end of quiet hours in the subscriber's
-time zone, supersedes a still-waiting older one, carries a signed one-click unsubscribe link, and
-is put on the shipment's timeline as an Activity whose outcome is the outbox state. The words come
-from `MessageTemplate` rows (editable and previewable in the admin), rendered with what the public
-tracking page shows, nothing more.
+e-mail or SMS through the outbox for out for delivery, arriving, attempt failed and delivered.
+"Running late" belongs to operations' rules: when the sweep raises `eta_passed` or `late_risk`, the
+rule's "notify the customer" action (`contactcentre.proactive`) calls `notify` once per episode, so
+one lateness is told once, and switching the rule off stops it. Each message has a dedupe key (one
+per subscriber and episode), waits for a minimum gap after the previous one and for the end of
+quiet hours in the subscriber's time zone, supersedes a still-waiting older one, carries a signed
+one-click unsubscribe link, and is put on the shipment's timeline as an Activity whose outcome is
+the outbox state. The words come from `MessageTemplate` rows (editable and previewable in the
+admin), rendered with what the public tracking page shows, nothing more.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,7 +33,7 @@ from tracking import changes, public
 from tracking.models import Activity, OutboundMessage, Shipment
 from tracking.outbox import queue_message
 from tracking.services import record_activity
-from tracking.statuses import TERMINAL_STATUSES, Status
+from tracking.statuses import Status
 
 UNSUBSCRIBE_SALT = "baton.unsubscribe"
 STATUS_PURPOSES = {
@@ -39,7 +42,6 @@ STATUS_PURPOSES = {
     Status.ATTEMPT_FAILED: MessageTemplate.Purpose.ATTEMPT_FAILED,
     Status.DELIVERED: MessageTemplate.Purpose.DELIVERED,
 }
-LATE_FLAGS = frozenset({"eta_passed", "late_risk"})
 MAX_AGENT_MESSAGE = 1000
 
 DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
@@ -314,34 +316,45 @@ def _queue(
 
 
 def purpose_of(shipment: Shipment, change: changes.ShipmentChange) -> tuple[str, str] | None:
-    """The message a change calls for, with its episode (for the dedupe key), or None."""
+    """The status message a change calls for, with its episode (for the dedupe key), or None.
+
+    "Running late" is not decided here: the sweep's flags are turned into actions by operations'
+    rules (`contactcentre.proactive`), whose "notify the customer" action sends it once per episode.
+    """
     after = change.after
     if change.status_changed and after.status in STATUS_PURPOSES:
         episode = shipment.status_at.isoformat() if shipment.status_at else after.status
         return STATUS_PURPOSES[Status(after.status)], episode
-    if change.flags_raised & LATE_FLAGS and after.status not in TERMINAL_STATUSES:
-        deadline = shipment.eta_latest or shipment.eta or shipment.promised_until
-        return MessageTemplate.Purpose.RUNNING_LATE, deadline.isoformat() if deadline else "late"
     return None
 
 
-def notify_change(shipment: Shipment, change: changes.ShipmentChange) -> list[OutboundMessage]:
-    """The `tracking.changes` listener: queue one message per subscriber for a change worth telling."""
-    found = purpose_of(shipment, change)
-    if found is None:
-        return []
-    purpose, episode = found
+@dataclass(frozen=True)
+class Told:
+    """What `notify` did: the messages it queued (one per subscriber), each with its timeline entry,
+    or, when it queued none, why (for the timeline)."""
+
+    messages: list[OutboundMessage]
+    activities: list[Activity]
+    why_not: str = ""
+    already_told: bool = False
+
+
+def notify(shipment: Shipment, *, purpose: str, episode: str, rule: str = "") -> Told:
+    """Queue one message of `purpose` per active subscriber, once per `episode`; `rule` names the rule
+    that asked (the timeline shows it as the actor)."""
     if not (shipment.has_subscribers or shipment.consent_email or shipment.consent_sms):
-        return []  # nobody to tell, and no query spent finding out
+        # Nobody to tell, and no query spent finding out (the ingest path calls this on every change).
+        return Told([], [], "the customer has not subscribed to updates and the merchant gave no consent")
     subscriptions = active_subscriptions(shipment)
     if not subscriptions:
-        return []
+        return Told([], [], "the customer has unsubscribed from updates")
     template = template_for(purpose)
     if not template.is_active:
-        return []
+        return Told([], [], f"operations switched off the '{template.get_purpose_display()}' message")
     now = timezone.now()
     link = public.tracking_url(public.link_token(shipment))
     sent: list[OutboundMessage] = []
+    activities: list[Activity] = []
     for subscription in subscriptions:
         dedupe_key = f"notify:{shipment.pk}:{subscription.pk}:{purpose}:{episode}"[:200]
         if OutboundMessage.objects.filter(dedupe_key=dedupe_key).exists():
@@ -367,19 +380,32 @@ def notify_change(shipment: Shipment, change: changes.ShipmentChange) -> list[Ou
         if message is None:
             continue
         Subscription.objects.filter(pk=subscription.pk).update(last_notified_at=send_at)
-        record_activity(
-            shipment,
-            kind="notification",
-            actor=Activity.Actor.SYSTEM,
-            actor_label="Baton",
-            summary=f"{template.get_purpose_display()}: {subscription.get_channel_display()} to "
-            f"{mask(subscription.address)}"
-            + (f", held until {timezone.localtime(send_at):%H:%M}" if send_at > now else ""),
-            outbound=message,
-            details={"purpose": purpose, "subscription": subscription.pk, "send_at": send_at.isoformat()},
+        activities.append(
+            record_activity(
+                shipment,
+                kind="notification",
+                actor=Activity.Actor.RULE if rule else Activity.Actor.SYSTEM,
+                actor_label=rule or "Baton",
+                summary=f"{template.get_purpose_display()}: {subscription.get_channel_display()} to "
+                f"{mask(subscription.address)}"
+                + (f", held until {timezone.localtime(send_at):%H:%M}" if send_at > now else ""),
+                outbound=message,
+                details={"purpose": purpose, "subscription": subscription.pk, "send_at": send_at.isoformat()},
+            )
         )
         sent.append(message)
-    return sent
+    if not sent:
+        return Told([], [], "the customer was already told about this", already_told=True)
+    return Told(sent, activities)
+
+
+def notify_change(shipment: Shipment, change: changes.ShipmentChange) -> list[OutboundMessage]:
+    """The `tracking.changes` listener: queue one message per subscriber for a status worth telling."""
+    found = purpose_of(shipment, change)
+    if found is None:
+        return []
+    purpose, episode = found
+    return notify(shipment, purpose=purpose, episode=episode).messages
 
 
 def on_shipment_change(shipment: Shipment, change: changes.ShipmentChange) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from contactcentre.models import CaseEvent
 from partners.models import InboundMessage
 from tracking.flags import describe
-from tracking.models import Activity, Shipment, TrackingEvent
+from tracking.models import Activity, OutboundMessage, Shipment, TrackingEvent
 from tracking.services import custody_chain, proof_file_url
 
 # Case events that have no timeline activity of their own (the others are mirrored as activities).
@@ -43,6 +43,9 @@ class Entry:
     flags: list[FlagText] = field(default_factory=list)
     raw: str = ""
     case_id: int | None = None
+    rule: str = ""  # the rule that took this action, for Baton's own actions
+    channel: str = ""
+    failed: bool = False
 
 
 def flag_list(codes: list[str]) -> list[FlagText]:
@@ -78,16 +81,44 @@ def _event_entry(event: TrackingEvent, raw: dict[int, str]) -> Entry:
     )
 
 
+CHANNELS = {
+    "partner_callback": "Partner callback",
+    "partner_api": "Partner API",
+    "partner_email": "E-mail to the partner",
+    "email": "E-mail",
+    "sms": "SMS",
+    "merchant_webhook": "Merchant webhook",
+}
+FAILING = {OutboundMessage.State.RETRYING, OutboundMessage.State.FAILED}
+
+
+def activity_outcome(activity: Activity) -> tuple[str, bool]:
+    """The outcome in words, and whether it failed: a message's state (with the error while it fails),
+    or why Baton did not send what it meant to."""
+    message = activity.outbound if activity.outbound_id else None
+    if message is not None:
+        text = message.get_state_display()
+        if message.state in FAILING and message.last_error:
+            text += f": {message.last_error[:200]}"
+        return text, message.state in FAILING
+    if activity.outcome == "not_sent":
+        return f"Not sent: {activity.details.get('why', '')}".strip(": "), True
+    return "Done", False
+
+
 def _activity_entry(activity: Activity, holder: str) -> Entry:
-    outcome = activity.outbound.get_state_display() if activity.outbound_id and activity.outbound else ""
+    outcome, failed = activity_outcome(activity)
     return Entry(
         at=activity.occurred_at,
         type="activity",
         what=activity.summary,
         source=f"{activity.get_actor_display()} {activity.actor_label}".strip(),
         holder=holder,
-        outcome=outcome or "Done",
+        outcome=outcome,
         case_id=activity.case_id,
+        rule=activity.actor_label if activity.actor == Activity.Actor.RULE else "",
+        channel=CHANNELS.get(activity.channel, activity.channel),
+        failed=failed,
     )
 
 
@@ -131,6 +162,8 @@ def shipment_timeline(shipment: Shipment, *, raw_messages: bool = False) -> dict
     current = next((link for link in chain if link["is_current"]), None)
     return {
         "entries": entries,
+        # What Baton's rules already did (the agent sees it before chasing again), newest first.
+        "baton_actions": [entry for entry in reversed(entries) if entry.rule],
         "chain": chain,
         "holder": current,
         "flags": flag_list(shipment.all_flags),

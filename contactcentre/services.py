@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from contactcentre.models import Case, CaseEvent, CaseNote
+from partners.adapters import get_adapter
 from partners.models import Custody, InboundMessage, Partner
 from partners.services import assign_shipment, replay_messages, send_to_holder
 from partners.services.driver_links import send_driver_link
@@ -98,7 +99,8 @@ def open_case(
                 kind="case_opened",
                 actor=actor_kind,
                 actor_label=label,
-                summary=f"Case {case.pk} opened ({case.get_reason_display()}, {case.get_channel_display()})",
+                summary=f"Case {case.pk} opened ({case.get_reason_display()}, {case.get_channel_display()})"
+                + (f": {case.summary}" if rule and case.summary else ""),
                 case=case,
             )
         if owner is not None:
@@ -186,8 +188,10 @@ def hand_over(case: Case, *, to: User, by: User, note: str = "") -> Case:
     return case
 
 
-def escalate_case(case: Case, *, by: User, note: str = "") -> Case:
-    """Put the case in the supervisors' queue (the owner keeps it)."""
+def escalate_case(case: Case, *, by: User | None = None, rule: str = "", note: str = "") -> Case:
+    """Put the case in the supervisors' queue (the owner keeps it); by an agent or by a rule."""
+    if by is None and not rule:
+        raise ValueError("a case is escalated by an agent or by a rule")
     with transaction.atomic():
         case = _locked(case)
         if not case.is_open:
@@ -196,8 +200,19 @@ def escalate_case(case: Case, *, by: User, note: str = "") -> Case:
             raise CaseError("This case is already escalated.")
         case.escalated = True
         case.save(update_fields=["escalated", "updated_at"])
-        record_case_event(case, action="escalated", actor=by, note=note)
-        _on_timeline(case, kind="escalation", by=by, summary=f"Case {case.pk} escalated to a supervisor")
+        record_case_event(case, action="escalated", actor=by, label=rule, note=note)
+        summary = f"Case {case.pk} escalated to a supervisor"
+        if rule and case.shipment is not None:
+            record_activity(
+                case.shipment,
+                kind="escalation",
+                actor=Activity.Actor.RULE,
+                actor_label=rule,
+                summary=f"{summary}: {note}" if note else summary,
+                case=case,
+            )
+        elif by is not None:
+            _on_timeline(case, kind="escalation", by=by, summary=summary)
     return case
 
 
@@ -299,20 +314,28 @@ def _record_action(
     shipment: Shipment,
     *,
     kind: str,
-    by: User,
+    by: User | None,
     case: Case | None,
     summary: str,
+    rule: str = "",
     outbound: OutboundMessage | None = None,
     details: dict[str, Any] | None = None,
 ) -> ActionResult:
+    """Put an action on the timeline (and the case's history), as the agent `by` or the rule `rule`."""
     if case is not None and case.shipment_id not in (None, shipment.pk):
         raise CaseError("That case is about another shipment.")
+    if rule:
+        actor, label, user = Activity.Actor.RULE, rule, None
+    elif by is not None:
+        actor, label, user = Activity.Actor.AGENT, by.get_username(), by
+    else:
+        raise ValueError("an action is taken by an agent or by a rule")
     activity = record_activity(
         shipment,
         kind=kind,
-        actor=Activity.Actor.AGENT,
-        actor_label=by.get_username(),
-        user=by,
+        actor=actor,
+        actor_label=label,
+        user=user,
         summary=summary,
         outbound=outbound,
         case=case,
@@ -322,7 +345,8 @@ def _record_action(
         record_case_event(
             case,
             action="action",
-            actor=by,
+            actor=user,
+            label=label,
             kind=kind,
             summary=summary,
             activity=activity.pk,
@@ -345,10 +369,31 @@ CHANNEL_WORDS = {
 }
 
 
+def chase_channel(partner: Partner) -> str:
+    """How a chase reaches the partner: its callback, its vendor API (a pull adapter asks the vendor
+    for the job's latest now), e-mail to its operations contact, else "" (a driver link or nothing)."""
+    if partner.callback_url:
+        return "partner_callback"
+    if get_adapter(partner.adapter).can_fetch and partner.config:
+        return "partner_api"
+    if partner.ops_email:
+        return "partner_email"
+    return ""
+
+
 def chase_holder(
-    shipment: Shipment, *, by_user: User, case: Case | None = None, note: str = ""
+    shipment: Shipment,
+    *,
+    by_user: User | None = None,
+    rule: str = "",
+    case: Case | None = None,
+    note: str = "",
 ) -> ActionResult:
-    """Ask the partner holding the shipment for an update on its own channel (callback, else ops e-mail)."""
+    """Ask the partner holding the shipment for an update on its own channel (`chase_channel`).
+
+    Taken by an agent (`by_user`) or by one of operations' rules (`rule`, its name); a contractor with
+    driver links gets a fresh one as well. CaseError when nobody holds it or the holder has no channel.
+    """
     custody = _holder(shipment)
     partner = custody.partner
     text = (
@@ -366,32 +411,40 @@ def chase_holder(
     }
     # A contractor with no system is chased through its driver link: a fresh link goes with the chase.
     by_driver_link = partner.sends_driver_links and bool(partner.driver_contact)
-    transport, recipient = "", ""
-    if partner.callback_url:
-        transport, recipient, payload = (
-            "partner_callback",
-            partner.callback_url,
-            {**payload, "partner_id": partner.pk},
-        )
-    elif partner.ops_email:
-        transport, recipient = "partner_email", partner.ops_email
-    elif not by_driver_link:
+    transport = chase_channel(partner)
+    recipient = {
+        "partner_callback": partner.callback_url,
+        "partner_api": partner.slug,
+        "partner_email": partner.ops_email,
+    }.get(transport, "")
+    if transport in ("partner_callback", "partner_api"):
+        payload = {**payload, "partner_id": partner.pk, "custody_id": custody.pk}
+    if not transport and not by_driver_link:
         raise CaseError(
             f"{partner.name} has no contact channel (a callback, an operations e-mail or a driver link): "
             "call them."
         )
+    details = {"partner": partner.slug, "custody": custody.pk, "text": text}
     with transaction.atomic():
-        if by_driver_link:
-            send_driver_link(custody, reason="chased")
+        link = send_driver_link(custody, reason="chased") if by_driver_link else None
         if not transport:
+            # The chase is the link itself: its message's outcome is the chase's.
+            outbound = (
+                OutboundMessage.objects.filter(shipment=shipment, purpose="driver.link")
+                .order_by("-pk")
+                .first()
+                if link is not None
+                else None
+            )
             return _record_action(
                 shipment,
                 kind="chase",
                 by=by_user,
+                rule=rule,
                 case=case,
                 summary=f"Chased {partner.name} with a new driver link",
-                outbound=None,
-                details={"partner": partner.slug, "custody": custody.pk, "text": text},
+                outbound=outbound,
+                details=details,
             )
         outbound = queue_message(
             transport=transport,
@@ -406,10 +459,11 @@ def chase_holder(
             shipment,
             kind="chase",
             by=by_user,
+            rule=rule,
             case=case,
             summary=f"Chased {partner.name} by {CHANNEL_WORDS[transport]}",
             outbound=outbound,
-            details={"partner": partner.slug, "custody": custody.pk, "text": text},
+            details=details,
         )
 
 

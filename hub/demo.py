@@ -11,11 +11,15 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F, Max
 from django.test import Client
 from django.utils import timezone
 
+from contactcentre.models import Case
 from partners.models import Custody, InboundMessage, Partner
 from partners.services import assign_shipment, materialise_recent
+from partners.services.sweep import run_sweep
+from tracking.flags import SWEEP_FLAGS
 from tracking.models import Shipment, TrackingEvent
 from tracking.services import create_shipment
 
@@ -83,7 +87,12 @@ STORIES: dict[str, tuple[str, str | None]] = {
     "carrier out for delivery": ("out_for_delivery", None),
     "carrier delivered": ("delivered", None),
     **{f"fleet {name}": (steps[-1], None) for name, steps in AFTER_PICKUP.items()},
-    "handed off, contractor silent": ("picked_up", None),
+    "handed off, contractor silent": ("picked_up", "unacknowledged"),
+    # Flags only the sweep raises (run at the end of the demo), so the console's queues have them.
+    "courier silent since out for delivery": ("out_for_delivery", "stale_custodian"),
+    "courier silent twice": ("arriving", "stale_custodian"),
+    "courier running late": ("out_for_delivery", "eta_passed"),
+    "at risk of being late": ("out_for_delivery", "late_risk"),
     **{
         f"subcontracted {name}": (steps[-1], None)
         for name, steps in AFTER_PICKUP.items()
@@ -106,6 +115,10 @@ WEIGHTS = {
     "fleet in transit": 6,
     "fleet exception": 5,
     "handed off, contractor silent": 10,
+    "courier silent since out for delivery": 2,
+    "courier silent twice": 1,
+    "courier running late": 2,
+    "at risk of being late": 2,
     "subcontracted delivered": 12,
     "subcontracted out for delivery": 7,
     "subcontracted failed attempt": 5,
@@ -125,6 +138,7 @@ class DemoResult:
     password: str
     tracking_links: list[tuple[str, str, str]]
     stories: dict[str, str]  # shipment reference -> its label in STORIES
+    sweep: str = ""  # what the closing sweep found (and so what the rules acted on)
 
 
 class PartnerDoor:
@@ -142,6 +156,7 @@ class PartnerDoor:
 
 def reset() -> None:
     with transaction.atomic():
+        Case.objects.filter(shipment__isnull=False).delete()  # a case keeps its shipment from deletion
         TrackingEvent.objects.all().delete()
         Shipment.objects.update(current_custody=None)
         Custody.objects.all().delete()
@@ -195,6 +210,8 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
             links.append((shipment.reference, story, token))
 
     materialise_recent(days=2, now=now)  # the dashboard's partner figures for the demo day
+    # As beat would within a minute: flags that grow true with time, and the rules' actions on them.
+    sweep = run_sweep()
     username, password = "agent", secrets.token_urlsafe(9)
     user_model = get_user_model()
     user, _ = user_model.objects.get_or_create(username=username, defaults={"email": "agent@example.com"})
@@ -209,6 +226,7 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
         password=password,
         tracking_links=links,
         stories=stories,
+        sweep=sweep.summary(),
     )
 
 
@@ -222,6 +240,9 @@ def replay_story(
     now: datetime,
 ) -> None:
     """One shipment's day as its story says: who held it, what they reported, whether they went quiet."""
+    if STORIES[story][1] in SWEEP_FLAGS:
+        # Times relative to now, so the sweep finds these silent, late or at risk at any time of day.
+        start = min(start, now - timedelta(hours=8))
     if story.startswith("carrier "):  # a parcel carrier takes it from the start
         carrier, reference = doors["parcelnet"], f"PN{number:08d}GB"
         assign_shipment(shipment, partner=carrier.partner, partner_reference=reference, started_at=start)
@@ -262,6 +283,9 @@ def replay_story(
         return
     # The contractor takes the job under the reference the fleet proposed.
     courier.post("/api/partner/v1/handoffs/confirm", {"reference": courier_ref})
+    if story in COURIER_FLAG_STORIES:
+        COURIER_FLAG_STORIES[story](shipment, courier, courier_ref, rng, now)
+        return
     name = story.removeprefix("subcontracted ") if story.startswith("subcontracted ") else "delivered"
     steps = AFTER_PICKUP[name]
     if story == "conflicting reports":
@@ -284,6 +308,68 @@ def replay_story(
         )
 
 
+def as_received_when_reported(shipment: Shipment, partner: Partner) -> None:
+    """The demo replays a day in seconds; a holder that went quiet must have been heard when it
+    reported, not when the demo ran (last heard is Baton's receipt time)."""
+    events = TrackingEvent.objects.filter(shipment=shipment, partner=partner)
+    events.update(received_at=F("occurred_at"))
+    heard = events.aggregate(latest=Max("occurred_at"))["latest"]
+    Shipment.objects.filter(pk=shipment.pk).update(last_heard_at=heard)
+
+
+def courier_goes_quiet(
+    shipment: Shipment, door: PartnerDoor, reference: str, rng: random.Random, now: datetime
+) -> None:
+    """Out for delivery two and a half hours ago, silent since: longer than any silence threshold."""
+    report(door, reference, ["out_for_delivery"], now - timedelta(minutes=160), now, rng, gap=(1, 3))
+    as_received_when_reported(shipment, door.partner)
+
+
+def courier_goes_quiet_twice(
+    shipment: Shipment, door: PartnerDoor, reference: str, rng: random.Random, now: datetime
+) -> None:
+    """Silent, chased, reports once, then silent again: the rules chase again and escalate."""
+    report(door, reference, ["out_for_delivery"], now - timedelta(minutes=240), now, rng, gap=(1, 3))
+    as_received_when_reported(shipment, door.partner)
+    run_sweep()  # the first silence, as beat saw it at the time
+    report(door, reference, ["arriving"], now - timedelta(minutes=135), now, rng, gap=(1, 3))
+    as_received_when_reported(shipment, door.partner)
+
+
+def courier_runs_late(
+    shipment: Shipment, door: PartnerDoor, reference: str, rng: random.Random, now: datetime
+) -> None:
+    """Heard from a moment ago, but the ETA it gave has passed."""
+    late = now - timedelta(minutes=5)
+    report(door, reference, ["out_for_delivery"], now - timedelta(minutes=30), now, rng, gap=(1, 3), eta=late)
+
+
+def courier_at_risk(
+    shipment: Shipment, door: PartnerDoor, reference: str, rng: random.Random, now: datetime
+) -> None:
+    """The window closes in a quarter of an hour and the courier's own ETA is after it."""
+    eta = now + timedelta(minutes=50)
+    report(door, reference, ["out_for_delivery"], now - timedelta(minutes=15), now, rng, gap=(1, 3), eta=eta)
+    until = now + timedelta(minutes=15)
+    # Baton's estimate (from learned stage durations) is refreshed by beat; the demo starts it where
+    # any estimate would be when the partner itself expects to arrive after the window.
+    Shipment.objects.filter(pk=shipment.pk).update(
+        promised_from=until - timedelta(hours=2),
+        promised_until=until,
+        late_risk=0.85,
+        late_risk_explanation=f"{door.partner.name} expects to arrive at {timezone.localtime(eta):%H:%M}, "
+        f"after the promised window closes at {timezone.localtime(until):%H:%M}.",
+    )
+
+
+COURIER_FLAG_STORIES = {
+    "courier silent since out for delivery": courier_goes_quiet,
+    "courier silent twice": courier_goes_quiet_twice,
+    "courier running late": courier_runs_late,
+    "at risk of being late": courier_at_risk,
+}
+
+
 def report(
     door: PartnerDoor,
     reference: str,
@@ -295,6 +381,7 @@ def report(
     gap: tuple[int, int] = (10, 50),
     delivered_at_latitude: float | None = None,
     longitude: float | None = None,
+    eta: datetime | None = None,
 ) -> datetime:
     """Report the statuses in order from `start` (minutes apart); return when the last one happened."""
     moment = start
@@ -314,7 +401,7 @@ def report(
         if status == "exception":
             event["reason"] = rng.choice(["damaged", "vehicle_issue", "weather"])
         if status == "out_for_delivery":
-            event["eta"] = (moment + timedelta(minutes=rng.randint(20, 90))).isoformat()
+            event["eta"] = (eta or moment + timedelta(minutes=rng.randint(20, 90))).isoformat()
         if status == "delivered" and delivered_at_latitude is not None:
             event["location"] = {"lat": delivered_at_latitude, "lng": longitude}
         events.append(event)

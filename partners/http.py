@@ -50,6 +50,7 @@ class PartnerHttpClient:
         except requests.RequestException as exc:
             raise PartnerError(f"GET {url} failed: {exc}") from exc
         self.last_body = response.content
+        self.last_status = response.status_code
         if response.status_code in (401, 403, 404):
             raise PartnerError(f"GET {url} answered {response.status_code}", permanent=True)
         if response.status_code >= 400:

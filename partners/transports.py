@@ -10,7 +10,8 @@ from datetime import datetime
 from partners.adapters import get_adapter
 from partners.adapters.base import DeliveryUpdate, PartnerError
 from partners.http import PartnerHttpClient
-from partners.models import Partner
+from partners.models import Custody, Partner
+from partners.services.polling import poll_custody
 from tracking.models import OutboundMessage
 from tracking.outbox import SendError, Sent
 from tracking.transports import post_json, send_email
@@ -37,9 +38,12 @@ def send_partner_callback(message: OutboundMessage) -> Sent:
 
 
 def send_partner_api(message: OutboundMessage) -> Sent:
-    """Update the delivery through the vendor's API (the adapter's optional `update_delivery`)."""
+    """Update the delivery through the vendor's API (the adapter's optional `update_delivery`), or, for
+    a chase, pull the job's latest from it now (the adapter's optional `fetch`)."""
     partner = _partner(message)
     payload = message.payload
+    if payload.get("type") == "chase":
+        return _pull_now(message, partner)
     window = payload.get("window") or {}
     update = DeliveryUpdate(
         kind=str(payload.get("kind")),
@@ -65,6 +69,23 @@ def send_partner_api(message: OutboundMessage) -> Sent:
         response=client.last_body[:500].decode("utf-8", "replace"),
         external_id=external_id,
     )
+
+
+def _pull_now(message: OutboundMessage, partner: Partner) -> Sent:
+    """A chase through a pull API: fetch the job from the vendor now and record what it says."""
+    custody = Custody.objects.filter(pk=message.payload.get("custody_id"), partner=partner).first()
+    if custody is None:
+        raise SendError("the job is no longer held by this partner", permanent=True)
+    if custody.ended_at is not None:
+        raise SendError("the job has changed hands since the chase was queued", permanent=True)
+    client = PartnerHttpClient()
+    try:
+        count = poll_custody(custody.pk, client=client)
+    except PartnerError as exc:
+        raise SendError(
+            exc.message, permanent=exc.permanent, response=client.last_body[:500].decode("utf-8", "replace")
+        ) from exc
+    return Sent(status_code=client.last_status, response=f"{count} events in the vendor's answer")
 
 
 def register() -> None:

@@ -447,8 +447,11 @@ class Activity(models.Model):
 
     @property
     def outcome(self) -> str:
-        """The outbound message's state when something was sent, else "done"."""
-        return self.outbound.state if self.outbound_id and self.outbound else "done"
+        """The outbound message's state when something was sent, else the recorded outcome ("not_sent"
+        for a message Baton meant to send and could not, with `details["why"]`), else "done"."""
+        if self.outbound_id and self.outbound:
+            return self.outbound.state
+        return str(self.details.get("outcome") or "done")
 
 
 WEBHOOK_ENDPOINT_CACHE_SECONDS = 10

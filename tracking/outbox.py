@@ -56,6 +56,7 @@ Transport = Callable[[OutboundMessage], Sent]
 FailureHook = Callable[[OutboundMessage], None]
 _transports: dict[str, Transport] = {}
 _failure_hooks: dict[str, FailureHook] = {}
+_purpose_failure_hooks: dict[str, FailureHook] = {}
 
 
 def register_transport(name: str, transport: Transport, *, on_failed: FailureHook | None = None) -> None:
@@ -63,6 +64,12 @@ def register_transport(name: str, transport: Transport, *, on_failed: FailureHoo
     _transports[name] = transport
     if on_failed is not None:
         _failure_hooks[name] = on_failed
+
+
+def on_purpose_failed(purpose: str, hook: FailureHook) -> None:
+    """Run `hook(message)` in the attempt's transaction when a message of `purpose` fails for good,
+    whatever its transport (a partner chase by callback, API or e-mail, say)."""
+    _purpose_failure_hooks[purpose] = hook
 
 
 def transport_names() -> list[str]:
@@ -192,9 +199,10 @@ def _record_failure(message: OutboundMessage, exc: SendError, *, now: datetime, 
         message.state = OutboundMessage.State.RETRYING
         message.next_attempt_at = next_at
     message.save(update_fields=["state", "attempts", "last_error", "next_attempt_at"])
-    hook = _failure_hooks.get(message.transport)
-    if hook is not None and message.state == OutboundMessage.State.FAILED:
-        hook(message)
+    if message.state == OutboundMessage.State.FAILED:
+        for hook in (_failure_hooks.get(message.transport), _purpose_failure_hooks.get(message.purpose)):
+            if hook is not None:
+                hook(message)
     return message.state
 
 

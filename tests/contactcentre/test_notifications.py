@@ -8,7 +8,7 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from contactcentre import notifications
+from contactcentre import notifications, proactive
 from contactcentre.models import MessageTemplate, Subscription
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
 from tracking import changes
@@ -20,9 +20,10 @@ LONDON = ZoneInfo("Europe/London")
 
 @pytest.fixture(autouse=True)
 def templates(db):
-    """The migration's templates (transactional tests flush data between tests)."""
+    """The migrations' templates and rules (transactional tests flush data between tests)."""
     for purpose, words in notifications.DEFAULT_TEMPLATES.items():
         MessageTemplate.objects.get_or_create(purpose=purpose, defaults=words)
+    proactive.ensure_default_rules()
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_quiet_hours_hold_messages_until_morning_and_a_newer_one_supersedes(held
     assert mail.outbox == []
 
 
-def test_running_late_is_sent_when_the_sweep_raises_its_flag(held, settings):
+def test_running_late_is_sent_once_by_the_default_rule_when_the_sweep_raises_its_flag(held, settings):
     settings.BATON = {**settings.BATON, "QUIET_HOURS_START": 0, "QUIET_HOURS_END": 0}
     shipment = held.shipment
     subscribe(shipment)

@@ -4,14 +4,17 @@ import re
 
 import pytest
 
+from contactcentre import proactive
+from contactcentre.models import Case
 from hub.demo import STORIES, seed_day
-from tracking.models import Shipment
+from tracking.models import Activity, Shipment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def demo(db):
+    proactive.ensure_default_rules()  # the migration's rules (transactional tests flush them)
     # The first shipments tell every story once.
     return seed_day(shipments=len(STORIES), seed=7)
 
@@ -23,7 +26,7 @@ def test_every_labelled_journey_ends_in_the_state_its_label_says(demo):
         status, flag = STORIES[story]
         assert shipment.status == status, (story, shipment.status)
         if flag:
-            assert flag in shipment.flags, (story, shipment.flags)
+            assert flag in shipment.all_flags, (story, shipment.all_flags)
 
 
 def test_more_shipments_keep_their_labels_true(db):
@@ -50,3 +53,43 @@ def test_every_quick_view_of_the_console_shows_something(demo, client, django_us
     ]
 
     assert empty == []
+
+
+@pytest.mark.parametrize(
+    ("queue", "flag"),
+    [
+        ("blind_spots", "stale_custodian"),
+        ("blind_spots", "unacknowledged"),
+        ("eta_passed", "eta_passed"),
+        ("late_risk", "late_risk"),
+    ],
+)
+def test_after_the_demo_each_sweep_flag_fills_its_console_queue(demo, client, django_user_model, queue, flag):
+    client.force_login(django_user_model.objects.get(username=demo.username))
+
+    page = client.get("/console/", {"queue": queue}).content.decode()
+
+    flagged = Shipment.objects.open().carrying(flag)
+    assert flagged.exists()
+    assert all(f'href="/console/shipments/{s.reference}/"' in page for s in flagged[:5]), flag
+
+
+def test_after_the_demo_the_rules_have_acted_and_a_supervisor_has_an_escalation(
+    demo, client, django_user_model
+):
+    client.force_login(django_user_model.objects.get(username=demo.username))
+    twice = next(ref for ref, story in demo.stories.items() if story == "courier silent twice")
+
+    escalated = client.get("/console/", {"queue": "escalated"}).content.decode()
+    unassigned = client.get("/console/", {"queue": "unassigned"}).content.decode()
+    shipment_page = client.get(f"/console/shipments/{twice}/").content.decode()
+
+    case = Case.objects.get(shipment__reference=twice, escalated=True)
+    assert f"Case {case.pk}" in escalated
+    assert "Proactive" in Case.Channel(case.channel).label
+    assert Case.objects.filter(channel="proactive", owner=None).exists()
+    assert "Case " in unassigned
+    assert Activity.objects.filter(shipment__reference=twice, kind="chase", actor="rule").count() == 2
+    assert "What Baton already did" in shipment_page
+    assert "Chase a silent holder" in shipment_page
+    assert "stale_custodian" in demo.sweep

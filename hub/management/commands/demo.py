@@ -20,6 +20,7 @@ class Command(BaseCommand):
             f"Seeded {result.shipments} shipments, {result.events} events "
             f"from {result.messages} partner messages.\n"
         )
+        self.stdout.write(f"Sweep (the rules acted on what it raised): {result.sweep}\n")
         self.stdout.write(
             f"Agent console: {site}/console/  (user {result.username}, password {result.password})"
         )
