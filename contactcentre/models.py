@@ -39,7 +39,7 @@ class Case(models.Model):
         RESCHEDULE = "reschedule", "Reschedule"
         CANCEL = "cancel", "Cancellation"
         COMPLAINT = "complaint", "Complaint"
-        HOLDER_SILENT = "holder_silent", "Holder silent"
+        HOLDER_SILENT = "holder_silent", "Holder not reporting"
         OTHER = "other", "Other"
 
     class Resolution(models.TextChoices):

@@ -241,8 +241,10 @@ def escalate(rule: ActionRule, shipment: Shipment, flag: str, episode: str) -> O
     )
     if not earlier:
         return "first silence of this holder on this job: not escalated", None
-    reason = f"{_holder_name(shipment)} has gone silent again on this job. {reason_for(shipment, flag)}"
-    case, _opened, _new = _queue_case(shipment, rule=rule.name, flag=flag, reason=reason)
+    again = f"{_holder_name(shipment)} has gone silent again on this job."
+    case, _opened, _new = _queue_case(
+        shipment, rule=rule.name, flag=flag, reason=f"{again} {reason_for(shipment, flag)}"
+    )
     if case.escalated:
         activity = record_activity(
             shipment,
@@ -253,7 +255,7 @@ def escalate(rule: ActionRule, shipment: Shipment, flag: str, episode: str) -> O
             case=case,
         )
         return f"case {case.pk} already escalated", activity
-    services.escalate_case(case, rule=rule.name, note=reason)
+    services.escalate_case(case, rule=rule.name, note=again)
     escalation = Activity.objects.filter(case=case, kind="escalation").order_by("-pk").first()
     return f"case {case.pk} escalated to the supervisors", escalation
 

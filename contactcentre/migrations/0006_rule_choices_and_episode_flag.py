@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='case',
             name='reason',
-            field=models.CharField(choices=[('where_is_my_order', 'Where is my order'), ('late', 'Running late'), ('failed_attempt', 'Failed delivery attempt'), ('damaged', 'Damaged goods'), ('not_received', 'Marked delivered, not received'), ('instructions', 'Delivery instructions'), ('reschedule', 'Reschedule'), ('cancel', 'Cancellation'), ('complaint', 'Complaint'), ('holder_silent', 'Holder silent'), ('other', 'Other')], max_length=32),
+            field=models.CharField(choices=[('where_is_my_order', 'Where is my order'), ('late', 'Running late'), ('failed_attempt', 'Failed delivery attempt'), ('damaged', 'Damaged goods'), ('not_received', 'Marked delivered, not received'), ('instructions', 'Delivery instructions'), ('reschedule', 'Reschedule'), ('cancel', 'Cancellation'), ('complaint', 'Complaint'), ('holder_silent', 'Holder not reporting'), ('other', 'Other')], max_length=32),
         ),
         migrations.AlterField(
             model_name='proactiveaction',

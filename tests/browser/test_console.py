@@ -188,3 +188,41 @@ def test_every_console_page_passes_axe_and_fits_the_screen(
         if os.environ.get("SCREENSHOT_DIR"):  # to look at the pages by eye
             name = url.strip("/").replace("/", "_").replace("?", "_") or "console"
             page.screenshot(path=f"{os.environ['SCREENSHOT_DIR']}/{width}-{name}.png", full_page=True)
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_a_supervisor_sees_a_rules_escalation_and_what_baton_already_did(
+    request, width, live_server, django_user_model, caller_shipment
+):
+    from contactcentre import proactive
+    from partners.services.sweep import run_sweep
+    from tracking.models import Shipment
+
+    proactive.ensure_default_rules()
+    silent = Shipment.objects.filter(pk=caller_shipment.pk)
+    silent.update(alerts=[], last_heard_at=timezone.now() - timedelta(minutes=180))
+    run_sweep()  # first silence: chased
+    silent.update(alerts=[], last_heard_at=timezone.now() - timedelta(minutes=130))
+    run_sweep()  # heard from since, silent again: chased again and escalated
+    context = request.getfixturevalue(width)
+    log_in(context, live_server, user_with_role(django_user_model, "sam", roles.SUPERVISOR))
+    page = context.new_page()
+
+    page.goto(f"{live_server.url}/console/?queue=escalated")
+
+    row = page.get_by_role("row").filter(has_text="Escalated")
+    expect(row).to_contain_text("Holder not reporting")
+    expect(row).to_contain_text("Swift Couriers has gone silent again on this job")
+    assert_accessible(page)
+    row.get_by_role("link", name=re.compile(r"^Case \d+$")).click()
+    expect(page.get_by_role("heading", name=re.compile(r"^Case \d+: Holder not reporting$"))).to_be_visible()
+    page.goto(f"{live_server.url}/console/shipments/ORD-4242/")
+    done = page.get_by_role("table", name="Actions taken by Baton's rules, newest first")
+    expect(done.get_by_role("row").filter(has_text="Chase a silent holder")).to_have_count(2)
+    escalation = done.get_by_role("row").filter(has_text="escalated to a supervisor")
+    expect(escalation).to_contain_text("Escalate a holder silent a second time")
+    assert_accessible(page)
+    if width == "phone":
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SCREENSHOT_DIR']}/{width}-rules.png", full_page=True)
