@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BooleanField, Case, DateTimeField, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 OPEN_STATUSES = [status for status in Status.values if status not in TERMINAL_STATUSES]
 # The order alerts are stored in (stable, so equal sets compare equal as JSON).
 ALERT_ORDER = [Flag.STALE_CUSTODIAN, Flag.UNACKNOWLEDGED, Flag.ETA_PASSED, Flag.LATE_RISK]
-# Changed shipments are loaded, written and published in chunks of this size (bounded memory).
-CHUNK = 2000
+# Changed shipments are written and published in transactions of this many (rows stay locked meanwhile).
+WRITE_CHUNK = 200
 
 
 @dataclass
@@ -54,8 +55,11 @@ class SweepResult:
     cleared: dict[str, int] = field(default_factory=dict)
     changed: int = 0
     seconds: float = 0.0
+    skipped: bool = False
 
     def summary(self) -> str:
+        if self.skipped:
+            return "skipped: another sweep is still running"
         parts = [
             f"{flag}: {self.counts.get(flag, 0)} (+{self.raised.get(flag, 0)} -{self.cleared.get(flag, 0)})"
             for flag in ALERT_ORDER
@@ -194,8 +198,15 @@ def compute_alerts(
     return differing
 
 
-def _write(changes_by_pk: dict[int, tuple[list[str], list[str]]], now: datetime) -> list[int]:
-    """Store the new alerts; a row that changed meanwhile (a report arrived) is left to the next pass."""
+def _store_and_publish(changes_by_pk: dict[int, tuple[list[str], list[str]]], now: datetime) -> list[int]:
+    """Store the new alerts and tell the listeners, chunk by chunk, each chunk in one transaction.
+
+    The listeners' work (notifications, webhooks, proactive rules) commits with the alerts that caused
+    it, so a sweep killed midway leaves no flag raised without its actions: the next pass redoes the
+    chunks that did not commit. Chunks are small because their rows stay locked until the listeners
+    finish (a rule's chase costs ~15 ms). A row that changed since the read (a report arrived) is
+    left to the next pass.
+    """
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = defaultdict(list)
     for pk, (old, new) in changes_by_pk.items():
         groups[(tuple(old), tuple(new))].append(pk)
@@ -205,8 +216,8 @@ def _write(changes_by_pk: dict[int, tuple[list[str], list[str]]], now: datetime)
     for (old_key, new_key), pks in groups.items():
         old, new = list(old_key), list(new_key)
         raised = set(new) - set(old)
-        for start in range(0, len(pks), CHUNK):
-            chunk = pks[start : start + CHUNK]
+        for start in range(0, len(pks), WRITE_CHUNK):
+            chunk = pks[start : start + WRITE_CHUNK]
             queryset: QuerySet[Shipment] = Shipment.objects.filter(pk__in=chunk, alerts=old)
             if raised:
                 # Re-check what is raised in the UPDATE itself, so a report that came in since the
@@ -214,31 +225,61 @@ def _write(changes_by_pk: dict[int, tuple[list[str], list[str]]], now: datetime)
                 queryset = annotate_cutoffs(queryset, now, thresholds).filter(status__in=OPEN_STATUSES)
                 for flag in raised:
                     queryset = queryset.filter(conditions[flag])
-            if queryset.update(alerts=new):
-                written.extend(Shipment.objects.filter(pk__in=chunk, alerts=new).values_list("pk", flat=True))
+            with transaction.atomic():
+                if not queryset.update(alerts=new):
+                    continue
+                for shipment in Shipment.objects.filter(pk__in=chunk, alerts=new).select_related(
+                    "current_custody__partner"
+                ):
+                    shipment.alerts = old
+                    before = changes.Snapshot.of(shipment)
+                    shipment.alerts = new
+                    changes.publish(shipment, before)
+                    written.append(shipment.pk)
     return written
 
 
-def _publish(pks: Sequence[int], before_alerts: dict[int, list[str]]) -> None:
-    for start in range(0, len(pks), CHUNK):
-        chunk = pks[start : start + CHUNK]
-        with transaction.atomic():
-            for shipment in Shipment.objects.filter(pk__in=chunk).select_related("current_custody"):
-                after_alerts = shipment.alerts
-                shipment.alerts = before_alerts[shipment.pk]
-                before = changes.Snapshot.of(shipment)
-                shipment.alerts = after_alerts
-                changes.publish(shipment, before)
+# Any constant: the key of the PostgreSQL advisory lock that keeps two passes from overlapping.
+SWEEP_LOCK_KEY = 7_260_012
+
+
+@contextmanager
+def _only_pass() -> Iterator[bool]:
+    """True when no other pass is running (PostgreSQL advisory lock; SQLite runs one process anyway)."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
+        got = bool(cursor.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
 
 
 def run_sweep(now: datetime | None = None) -> SweepResult:
-    """One pass: compute, store what changed, tell the listeners. Safe to run concurrently with ingest."""
+    """One pass: compute, store what changed, tell the listeners. Safe to run concurrently with ingest.
+
+    A pass that finds another still running (a burst of new flags makes a pass long: each change is
+    acted on) does nothing; beat starts the next one a minute later.
+    """
+    with _only_pass() as alone:
+        if not alone:
+            log.info("sweep skipped: another pass is running")
+            return SweepResult(skipped=True)
+        return _sweep(now)
+
+
+def _sweep(now: datetime | None) -> SweepResult:
     started = time.perf_counter()
     now = now or timezone.now()
     result = SweepResult()
     result.counts = dict.fromkeys(map(str, ALERT_ORDER), 0)
     differing = compute_alerts(now, result.counts)
-    written = _write(differing, now)
+    written = _store_and_publish(differing, now)
     for pk in written:
         old, new = differing[pk]
         for flag in set(new) - set(old):
@@ -246,7 +287,6 @@ def run_sweep(now: datetime | None = None) -> SweepResult:
         for flag in set(old) - set(new):
             result.cleared[flag] = result.cleared.get(flag, 0) + 1
     result.changed = len(written)
-    _publish(written, {pk: differing[pk][0] for pk in written})
     result.seconds = time.perf_counter() - started
     log.info("sweep: %s", result.summary())
     return result
