@@ -324,6 +324,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "partners.tasks.sweep_flags",
         "schedule": timedelta(seconds=envint("BATON_FLAG_SWEEP_SECONDS", 60)),
     },
+    "refresh-stage-durations": {
+        "task": "partners.tasks.refresh_stage_durations",
+        "schedule": timedelta(seconds=envint("BATON_ETA_REFRESH_SECONDS", 3600)),
+    },
+    "refresh-estimates": {
+        "task": "partners.tasks.refresh_estimates",
+        "schedule": timedelta(seconds=envint("BATON_ESTIMATE_SECONDS", 300)),
+    },
     "poll-pull-partners": {
         "task": "partners.tasks.poll_partners",
         "schedule": timedelta(seconds=envint("BATON_POLL_SECONDS", 300)),
@@ -353,6 +361,11 @@ BATON = {
     "SILENCE_THRESHOLD_SECONDS": envint("BATON_SILENCE_THRESHOLD_SECONDS", 7200),
     # A shipment whose predicted chance of missing its window reaches this (in %) is flagged late_risk.
     "LATE_RISK_FLAG_PERCENT": envint("BATON_LATE_RISK_FLAG_PERCENT", 50),
+    # The ETA model (docs/eta.md) learns from deliveries of this many days, in groups of at least
+    # this many jobs; a partner's own ETA is shown as a window of this many minutes either side.
+    "ETA_HISTORY_DAYS": envint("BATON_ETA_HISTORY_DAYS", 60),
+    "ETA_MIN_SAMPLES": envint("BATON_ETA_MIN_SAMPLES", 20),
+    "PARTNER_ETA_MARGIN_MINUTES": envint("BATON_PARTNER_ETA_MARGIN_MINUTES", 15),
     "PARTNER_RATE_LIMIT_PER_MINUTE": envint("BATON_PARTNER_RATE_LIMIT_PER_MINUTE", 60000),
     # --- the customer's page, self-service and notifications ---
     # The courier's position is shown (as a distance and a drawn map) only this close and this fresh.

@@ -448,8 +448,9 @@ class SilenceThreshold(models.Model):
 class StageDuration(models.Model):
     """Learned from history: how long jobs took from reaching a status to delivery (p50/p90).
 
-    One row per partner and status, and one per partner kind and status (partner empty) as the
-    fallback for partners with too little history. Refreshed by a beat job (`partners.services.eta`).
+    One row per partner and status, one per partner kind and status (partner empty) as the fallback
+    for partners with too little history, and one per status over every partner (both empty) as the
+    last fallback. Refreshed by a beat job (`partners.services.eta`).
     """
 
     partner = models.ForeignKey(
@@ -477,5 +478,5 @@ class StageDuration(models.Model):
         ]
 
     def __str__(self) -> str:
-        who = str(self.partner) if self.partner_id else self.get_partner_kind_display()
+        who = str(self.partner) if self.partner_id else (self.get_partner_kind_display() or "Every partner")
         return f"{who} from {self.status}: p50 {self.p50_seconds} s, p90 {self.p90_seconds} s"

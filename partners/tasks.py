@@ -5,6 +5,7 @@ from django.db import OperationalError
 
 from partners import services
 from partners.adapters.base import PartnerError
+from partners.services import eta
 from partners.services.sweep import run_sweep
 
 log = logging.getLogger(__name__)
@@ -66,3 +67,15 @@ def materialise_scorecards() -> int:
 def sweep_flags() -> str:
     """Raise and clear the flags that grow true with time (silence, ETA passed, late risk)."""
     return run_sweep().summary()
+
+
+@shared_task(expires=3000)
+def refresh_stage_durations() -> int:
+    """Relearn how long each partner (and kind) takes from each status to delivery."""
+    return eta.refresh_stage_durations().rows
+
+
+@shared_task(expires=240)
+def refresh_estimates() -> str:
+    """Give open shipments Baton's ETA window and their risk of missing the promised window."""
+    return eta.refresh_estimates().summary()

@@ -27,6 +27,8 @@ LINK_PREFIX = "s."
 LINK_SALT = "baton.tracking-link"
 PROOF_SALT = "baton.proof-unlock"
 PROOF_COOKIE = "baton_proof"
+# The sweep's flags that make the page say "running late" (and notify subscribers).
+LATE_FLAGS = frozenset({"eta_passed", "late_risk"})
 
 # Live courier position is shown to the public only while the courier is on the way.
 LIVE_POSITION_STATUSES = frozenset({Status.OUT_FOR_DELIVERY, Status.ARRIVING})
@@ -347,12 +349,16 @@ def _estimate(shipment: Shipment, *, now: datetime) -> dict[str, Any]:
     """The ETA window (Baton's or the partner's), else the partner's single ETA; nothing once finished."""
     if shipment.is_terminal:
         return {"earliest": None, "latest": None, "source": ""}
-    if shipment.eta_earliest and shipment.eta_latest:
-        return {
-            "earliest": shipment.eta_earliest,
-            "latest": shipment.eta_latest,
-            "source": shipment.eta_source or "baton",
-        }
+    window = None
+    if shipment.eta_earliest is not None and shipment.eta_latest is not None:
+        window = (shipment.eta_earliest, shipment.eta_latest)
+    eta = shipment.eta
+    # A partner's ETA still ahead that the stored window does not hold is newer than the window
+    # (reconciliation sets the ETA at once; windows are refreshed every few minutes): it wins.
+    if window is not None and eta is not None and eta > now and not window[0] <= eta <= window[1]:
+        window = None
+    if window is not None:
+        return {"earliest": window[0], "latest": window[1], "source": shipment.eta_source or "baton"}
     if shipment.eta:
         return {"earliest": shipment.eta, "latest": shipment.eta, "source": "partner"}
     return {"earliest": None, "latest": None, "source": ""}
@@ -361,14 +367,18 @@ def _estimate(shipment: Shipment, *, now: datetime) -> dict[str, Any]:
 def _lateness(
     shipment: Shipment, estimate: Mapping[str, Any], *, holder_name: str | None, now: datetime
 ) -> tuple[bool, str]:
-    """Running late when the promised window, or the estimate, has passed, or the estimate ends after it."""
+    """Running late when the promised window or the estimate has passed, the partner's ETA is after the
+    promise, or the sweep flagged the ETA passed or the risk of being late."""
     if shipment.is_terminal:
         return False, ""
     latest: datetime | None = estimate["latest"]
     promised = shipment.promised_until
     passed = (latest is not None and latest < now) or (promised is not None and promised < now)
-    beyond = latest is not None and promised is not None and latest > promised
-    flagged = "eta_passed" in shipment.all_flags
+    # Baton's window runs to its 90th percentile: ending after the promise is not yet late. Baton
+    # calls it late when the sweep flags the risk (as notifications do); a partner, by its own ETA.
+    expected = shipment.eta if estimate["source"] == "partner" else None
+    beyond = expected is not None and promised is not None and expected > promised
+    flagged = bool(LATE_FLAGS & set(shipment.all_flags))
     if not (passed or beyond or flagged):
         return False, ""
     if latest is not None and latest >= now:

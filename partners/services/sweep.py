@@ -32,6 +32,7 @@ from django.db.models import BooleanField, Case, DateTimeField, ExpressionWrappe
 from django.utils import timezone
 
 from partners.models import SilenceThreshold
+from partners.prediction import threshold_candidates
 from tracking import changes
 from tracking.flags import Flag
 from tracking.models import Shipment
@@ -71,12 +72,6 @@ def _default_minutes() -> float:
     return settings.BATON["SILENCE_THRESHOLD_SECONDS"] / 60
 
 
-def _specificity(row: SilenceThreshold) -> tuple[int, int]:
-    """Partner before kind before everyone; within each, a named status before any status."""
-    who = 0 if row.partner_id else (1 if row.partner_kind else 2)
-    return who, 0 if row.status else 1
-
-
 def _cutoffs(rows: Sequence[SilenceThreshold], now: datetime, *, unacknowledged: bool) -> Case:
     """A CASE giving each shipment the time before which its holder's silence is too long.
 
@@ -85,11 +80,7 @@ def _cutoffs(rows: Sequence[SilenceThreshold], now: datetime, *, unacknowledged:
     specific row comes first, because a CASE takes the first WHEN that matches.
     """
     whens: list[When] = []
-    if unacknowledged:
-        candidates = [row for row in rows if row.status in {"", SilenceThreshold.UNACKNOWLEDGED}]
-    else:
-        candidates = [row for row in rows if row.status != SilenceThreshold.UNACKNOWLEDGED]
-    for row in sorted(candidates, key=_specificity):
+    for row in threshold_candidates(rows, unacknowledged=unacknowledged):
         condition = Q()
         if row.partner_id:
             condition &= Q(current_custody__partner_id=row.partner_id)

@@ -327,3 +327,18 @@ def test_json_matches_its_documented_serializer(client, custody, partner_client)
 
     assert body == PublicTrackingSerializer(public.public_tracking(shipment)).data
     assert body["requests"][0]["summary"] == "note: ring twice"
+
+
+def test_a_newer_partner_eta_outside_the_stored_window_wins_until_the_window_is_refreshed(client, custody):
+    shipment = custody.shipment
+    now = timezone.now()
+    shipment.eta_earliest, shipment.eta_latest = now + timedelta(minutes=10), now + timedelta(minutes=40)
+    shipment.eta_source = "partner"
+    shipment.eta = now + timedelta(hours=2)  # reconciliation stored the partner's new ETA just now
+    shipment.promised_until = now + timedelta(hours=3)
+    shipment.save()
+
+    body = client.get(f"/api/public/v1/track/{shipment.token}").json()
+
+    assert body["eta_earliest"] == body["eta_latest"] == body["eta"]
+    assert body["running_late"] is False
