@@ -99,3 +99,36 @@ def test_a_reference_once_found_held_is_not_looked_up_again_and_an_unknown_one_s
 
     assert [sql.split()[0] for sql in again] == ["INSERT"]  # the message, no custody lookup
     assert unknown.status_code == 404
+
+
+def test_the_accept_paths_custody_check_finds_exactly_the_shipments_matching_would(custody):
+    from partners.services.matching import held_shipments
+    from tests.factories import CustodyFactory, ShipmentFactory
+
+    partner = custody.partner
+    CustodyFactory(partner=partner, partner_reference="OLD-1", ended_at=timezone.now())  # held, closed
+    proposed = CustodyFactory(partner=partner, partner_reference="PROPOSED-1", reference_confirmed=False)
+    CustodyFactory(partner_reference="THEIRS-1", shipment=ShipmentFactory(reference="ORD-THEIRS"))
+    # A reference used again for a later job: the open custody wins, as in matching.
+    CustodyFactory(partner=partner, partner_reference="AGAIN-1", ended_at=timezone.now())
+    again = CustodyFactory(partner=partner, partner_reference="AGAIN-1")
+    asked = {
+        "SWIFT-77",  # its own reference
+        custody.shipment.reference,  # the merchant's
+        "OLD-1",
+        "PROPOSED-1",  # a hand-off's proposal, not confirmed: only the merchant's reference counts
+        proposed.shipment.reference,
+        "THEIRS-1",  # another partner's job
+        "ORD-THEIRS",
+        "AGAIN-1",
+        "NOWHERE",
+        "",
+    }
+
+    held = held_shipments(partner, asked)
+
+    found = services.find_custodies(partner, asked)
+    assert held == {reference: found[reference].shipment_id for reference in asked if reference in found}
+    own = {"SWIFT-77", "OLD-1", "AGAIN-1"}
+    assert set(held) == own | {custody.shipment.reference, proposed.shipment.reference}
+    assert held["AGAIN-1"] == again.shipment_id
