@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
-from django.db.models import Count, Max
+from django.db import connection, transaction
+from django.db.models import Count, Field, Max, Model
 from django.utils import timezone
 
 from tracking import changes, timeline
@@ -166,20 +166,38 @@ def _close_ended_custody(shipment: Shipment, result: timeline.Timeline) -> None:
         )
 
 
+def update_rows(rows: Sequence[Model], fields: Sequence[str]) -> None:
+    """Write `fields` of each row (all of one model) as one UPDATE per row, sent together.
+
+    Django's `bulk_update` builds one CASE with a WHEN per row for every field: for the ~200
+    shipments of a worker batch that was about 1 s of CPU, most of the worker's time. The same
+    statement with each row's values (`executemany`, pipelined by psycopg) costs a few ms.
+    """
+    if not rows:
+        return
+    meta = type(rows[0])._meta
+    columns = [cast(Field, meta.get_field(name)) for name in fields]  # concrete fields, by name
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(cast(str, field.column))} = %s" for field in columns)
+    key = quote(cast(str, cast(Field, meta.pk).column))
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {key} = %s"  # noqa: S608
+    params = [
+        [*(field.get_db_prep_save(getattr(row, field.attname), connection) for field in columns), row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def save_reconciled(changed: Sequence[tuple[Shipment, changes.Snapshot]]) -> None:
     """Persist the reconciled fields of shipments and publish each change (every path goes through here).
 
     `changed` pairs each shipment, its new state already set, with its snapshot from before.
     """
-    if len(changed) == 1:
-        changed[0][0].save(update_fields=[*Shipment.RECONCILED_FIELDS, "updated_at"])
-    elif changed:
-        moment = timezone.now()
-        for shipment, _before in changed:
-            shipment.updated_at = moment
-        Shipment.objects.bulk_update(
-            [shipment for shipment, _before in changed], [*Shipment.RECONCILED_FIELDS, "updated_at"]
-        )
+    moment = timezone.now()
+    for shipment, _before in changed:
+        shipment.updated_at = moment
+    update_rows([shipment for shipment, _before in changed], [*Shipment.RECONCILED_FIELDS, "updated_at"])
     for shipment, before in changed:
         changes.publish(shipment, before)
 
