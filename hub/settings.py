@@ -393,6 +393,8 @@ BATON = {
     "RELAY": envbool("BATON_RELAY", "True"),
     "RELAY_POLL_MS": envint("BATON_RELAY_POLL_MS", 50),
     "RELAY_WINDOW_SECONDS": envint("BATON_RELAY_WINDOW_SECONDS", 5),
+    # While the workers have a full batch waiting, new messages gather this long into fuller batches.
+    "RELAY_HOLD_MS": envint("BATON_RELAY_HOLD_MS", 500),
     "CUSTODY_CACHE_SECONDS": envint("BATON_CUSTODY_CACHE_SECONDS", 300),
     "EPCIS_MAX_RANGE_DAYS": envint("BATON_EPCIS_MAX_RANGE_DAYS", 31),
 }

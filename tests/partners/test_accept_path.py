@@ -64,6 +64,32 @@ def test_accepted_events_wait_for_the_relay_which_publishes_each_once(
     assert published[-1] == [old.pk]
 
 
+def test_while_a_full_batch_waits_for_the_workers_new_messages_gather_into_fuller_batches(
+    broker_mode, custody, partner_client, monkeypatch
+):
+    published: list[list[int]] = []
+    monkeypatch.setattr(
+        "partners.tasks.process_inbound_messages.delay", lambda ids: published.append(list(ids))
+    )
+    client = partner_client(custody.partner)
+    relay = services.Relay(window=timedelta(seconds=30), hold=timedelta(seconds=1), batch=2)
+
+    first = [post_event(client, n) for n in range(2)]
+    assert relay.run_once(now=0.0) == 2  # idle workers: published at once
+    third = post_event(client, 2)
+    assert relay.run_once(now=0.1) == 0  # a full batch still waits for a worker: held
+    fourth = post_event(client, 3)
+    assert relay.run_once(now=0.2) == 2  # a full batch gathered
+    fifth = post_event(client, 4)
+    assert relay.run_once(now=0.3) == 0
+    assert relay.run_once(now=1.3) == 1  # held no longer than `hold`
+    InboundMessage.objects.update(state=InboundMessage.State.PROCESSED)  # the workers caught up
+    sixth = post_event(client, 5)
+    assert relay.run_once(now=1.4) == 1
+
+    assert published == [first, [third, fourth], [fifth], [sixth]]
+
+
 def test_the_relay_command_gets_waiting_messages_onto_their_timeline(broker_mode, custody, partner_client):
     ids = [post_event(partner_client(custody.partner), n) for n in range(2)]
     assert set(InboundMessage.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"received"}

@@ -23,7 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="One pass, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        relay = services.Relay(window=timedelta(seconds=settings.BATON["RELAY_WINDOW_SECONDS"]))
+        relay = services.Relay(
+            window=timedelta(seconds=settings.BATON["RELAY_WINDOW_SECONDS"]),
+            hold=timedelta(milliseconds=settings.BATON["RELAY_HOLD_MS"]),
+        )
         stopping = False
 
         def stop(signum: int, frame: object) -> None:
