@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils.module_loading import import_string
@@ -112,6 +113,21 @@ class PinnedAddressAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+EXCERPT_CHARACTERS = 500
+
+
+def _excerpt(response: Response) -> str:
+    """The start of the answer, for the attempt log: one read of what has arrived, never the rest, so
+    neither a huge nor a trickling answer holds the worker."""
+    try:
+        start = response.raw.read1(4 * EXCERPT_CHARACTERS, decode_content=True)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        start = b""  # the status line arrived; the excerpt is only for people
+    finally:
+        response.close()
+    return start.decode(response.encoding or "utf-8", errors="replace")[:EXCERPT_CHARACTERS]
+
+
 def post_json(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float = 10.0) -> Sent:
     """POST to a URL outside Baton: re-checked against private addresses, sent to the checked address,
     no redirects, timeouts set."""
@@ -133,12 +149,13 @@ def post_json(url: str, body: bytes, headers: Mapping[str, str], *, timeout: flo
             headers={"Content-Type": "application/json", "User-Agent": "Baton", **headers},
             timeout=(3.05, timeout),
             allow_redirects=False,
+            stream=True,  # read only the excerpt: a receiver's answer may be any size
         )
+        excerpt = _excerpt(response)
     except requests.RequestException as exc:
         raise SendError(f"{type(exc).__name__}: {exc}") from exc
     finally:
         session.close()
-    excerpt = response.text[:500]
     if not 200 <= response.status_code < 300:
         raise SendError(
             f"the receiver answered {response.status_code}",

@@ -2,12 +2,13 @@
 
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -25,8 +26,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 class Receiver:
     """An HTTP server that answers with the scripted status codes (then 200) and records every request."""
 
-    def __init__(self, statuses=()):
+    def __init__(self, statuses=(), answer=b"", hang=None):
         self.statuses = list(statuses)
+        self.answer = answer
+        self.hang = hang  # an Event: after the answer's start, keep the connection open until it is set
         self.requests: list[dict] = []
         receiver = self
 
@@ -37,7 +40,13 @@ class Receiver:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
                 self.end_headers()
-                self.wfile.write(b"thanks" if status < 300 else b"busy")
+                try:
+                    self.wfile.write(receiver.answer or (b"thanks" if status < 300 else b"busy"))
+                    self.wfile.flush()
+                    if receiver.hang is not None:
+                        receiver.hang.wait(timeout=30)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # Baton read what it wanted and hung up
 
             def log_message(self, *args):
                 pass
@@ -67,8 +76,8 @@ def allow_loopback(settings):
 def receiver(allow_loopback):
     made = []
 
-    def make(statuses=()):
-        made.append(Receiver(statuses))
+    def make(statuses=(), answer=b"", hang=None):
+        made.append(Receiver(statuses, answer, hang))
         return made[-1]
 
     yield make
@@ -378,3 +387,46 @@ def test_case_resolved_is_sent_to_the_merchant(receiver, acme, django_user_model
     assert payload["type"] == "case.resolved"
     assert payload["data"]["case"]["resolution"] == "informed"
     assert payload["data"]["case"]["resolved_at"]
+
+
+def test_one_message_is_replayed_with_its_webhook_id_and_every_attempt_logged(receiver, acme):
+    hook = receiver()
+    webhooks.register_endpoint(acme, url=hook.url, event_types=["case.opened"])
+    open_case(
+        ShipmentFactory(reference="ORD-10", merchant="acme"),
+        channel=Case.Channel.PHONE,
+        reason=Case.Reason.LATE,
+    )
+    message = OutboundMessage.objects.get(transport="merchant_webhook")
+
+    call_command("replay_webhooks", "--message", str(message.pk))
+
+    assert len(hook.requests) == 2
+    assert {r["headers"]["webhook-id"] for r in hook.requests} == {message.payload["webhook_id"]}
+    assert list(message.delivery_attempts.values_list("succeeded", "status_code")) == [(True, 200)] * 2
+    with pytest.raises(CommandError, match="No merchant webhook message"):
+        call_command("replay_webhooks", "--message", str(message.pk + 1000))
+    with pytest.raises(CommandError, match="from < to"):
+        call_command(
+            "replay_webhooks", "--from", "2026-01-02T00:00:00+00:00", "--to", "2026-01-01T00:00:00+00:00"
+        )
+
+
+def test_only_the_start_of_a_receivers_answer_is_read_and_logged(receiver):
+    from tracking import transports
+
+    hook = receiver(answer=b"x" * 5_000_000)
+    sent = transports.post_json(hook.url, b"{}", {})
+    assert sent.status_code == 200
+    assert sent.response == "x" * transports.EXCERPT_CHARACTERS
+
+    # An answer that never ends is not waited for: what has arrived is the excerpt.
+    endless = threading.Event()
+    hook = receiver(answer=b"accepted, more to come", hang=endless)
+    try:
+        started = time.monotonic()
+        sent = transports.post_json(hook.url, b"{}", {}, timeout=20)
+        assert time.monotonic() - started < 10
+        assert sent.response == "accepted, more to come"
+    finally:
+        endless.set()
