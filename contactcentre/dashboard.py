@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 
 from contactcentre import figures as cx
-from partners.scorecards import BANDS, latency_label
+from hub.errors import error_body
+from partners.scorecards import BANDS, Totals, latency_label, recommend
 from partners.services import scorecards
 
 OPERATE = "contactcentre.operate"
@@ -57,26 +56,28 @@ class DashboardForm(forms.Form):
         )
 
 
-def _period(query: scorecards.ScorecardQuery) -> tuple[datetime, datetime]:
-    zone = ZoneInfo(settings.TIME_ZONE)
-    return (
-        datetime.combine(query.first_day, time.min, tzinfo=zone),
-        datetime.combine(query.last_day + timedelta(days=1), time.min, tzinfo=zone),
-    )
-
-
 def _rate(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def _chart_data(
-    query: scorecards.ScorecardQuery, totals: dict[str, Any], days: dict[date, Any]
+    query: scorecards.ScorecardQuery,
+    totals: dict[str, Totals],
+    series: dict[str, dict[date, Totals]],
+    cx_days: dict[date, cx.DayFigures],
+    cx_partners: dict[str, cx.DayFigures],
 ) -> dict[str, Any]:
-    series = scorecards.partner_series(query)
+    """Each chart's type, labels and named series, for dashboard.js (every figure is also in a table)."""
     labels = sorted({d for by_period in series.values() for d in by_period})
+    days = [d.isoformat() for d in cx_days]
+    partners = [p for p in cx_partners if p != cx.NO_HOLDER]
     return {
         "trend": {
-            "title": "On-time rate (%) by partner",
+            "type": "line",
             "labels": [d.isoformat() for d in labels],
             "series": {
                 partner: [_rate(by_period[d].on_time_rate) if d in by_period else None for d in labels]
@@ -84,21 +85,50 @@ def _chart_data(
             },
         },
         "silence": {
-            "title": "Silent minutes per job",
+            "type": "bar",
             "labels": list(totals),
-            "values": [round(t.silent_minutes_per_job or 0, 1) for t in totals.values()],
+            "series": {
+                "Silent minutes per job": [_round(t.silent_minutes_per_job) or 0 for t in totals.values()]
+            },
         },
         "cases": {
-            "title": "Cases per 100 jobs",
+            "type": "bar",
             "labels": list(totals),
-            "values": [round(t.cases_per_100_jobs or 0, 1) for t in totals.values()],
+            "series": {"Cases per 100 jobs": [_round(t.cases_per_100_jobs) or 0 for t in totals.values()]},
         },
         "wismo": {
-            "title": "WISMO contacts per 100 shipments",
-            "labels": [d.isoformat() for d in days],
-            "values": [
-                round(f.wismo_per_100, 1) if f.wismo_per_100 is not None else None for f in days.values()
-            ],
+            "type": "line",
+            "labels": days,
+            "series": {
+                "WISMO contacts per 100 shipments": [_round(f.wismo_per_100) for f in cx_days.values()]
+            },
+        },
+        "proactive": {
+            "type": "line",
+            "labels": days,
+            "series": {
+                "Contacts per 100 shipments": [_round(f.contacts_per_100) for f in cx_days.values()],
+                "Contacts within 24 h per 100 proactive messages": [
+                    _round(f.contacts_per_100_proactive) for f in cx_days.values()
+                ],
+            },
+        },
+        "partner-wismo": {
+            "type": "bar",
+            "labels": partners,
+            "series": {
+                "WISMO contacts per 100 jobs": [_round(cx_partners[p].wismo_per_100) for p in partners]
+            },
+        },
+        "partner-proactive": {
+            "type": "bar",
+            "labels": partners,
+            "series": {
+                "Contacts per 100 jobs": [_round(cx_partners[p].contacts_per_100) for p in partners],
+                "Contacts within 24 h per 100 proactive messages": [
+                    _round(cx_partners[p].contacts_per_100_proactive) for p in partners
+                ],
+            },
         },
     }
 
@@ -113,14 +143,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         form = DashboardForm({"days": 28, "grain": "day"})
         form.is_valid()
     query = form.query()
-    start, end = _period(query)
     totals = dict(sorted(scorecards.partner_totals(query).items()))
-    days = cx.by_day(start, end)
+    series = scorecards.partner_series(query)
+    # The totals already are this area's and band's: rank them, no second query.
     recommendation = (
-        scorecards.recommend_partner(area=query.area, band=query.band, days=query.days)
-        if (query.area or query.band)
-        else []
+        recommend({p: t for p, t in totals.items() if t.jobs}) if (query.area or query.band) else []
     )
+    cx_days = cx.by_day(query.first_day, query.last_day)
+    cx_partners = cx.by_partner(query.first_day, query.last_day)
     rows = [
         {
             "partner": partner,
@@ -132,7 +162,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "unmatched": _rate(t.unmatched_rate),
             "p50": latency_label(t.latency_p50),
             "p90": latency_label(t.latency_p90),
-            "silent": None if t.silent_minutes_per_job is None else round(t.silent_minutes_per_job, 1),
+            "silent": _round(t.silent_minutes_per_job),
         }
         for partner, t in totals.items()
     ]
@@ -141,9 +171,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "query": query,
         "rows": rows,
         "recommendation": recommendation,
-        "days": days,
-        "by_partner": cx.cases_by_partner(start, end),
-        "charts": _chart_data(query, totals, days),
+        "cx_days": cx_days,
+        "cx_partners": cx_partners,
+        "no_holder": cx.NO_HOLDER,
+        "charts": _chart_data(query, totals, series, cx_days, cx_partners),
         "band_label": BANDS.get(query.band, "any time"),
         "export_query": request.GET.urlencode(),
         "first_contact_minutes": cx.FIRST_CONTACT_MINUTES,
@@ -164,26 +195,44 @@ def _csv_response(rows: Iterable[list[Any]], filename: str) -> StreamingHttpResp
     return response
 
 
-def _valid_query(request: HttpRequest) -> scorecards.ScorecardQuery | None:
-    form = DashboardForm(request.GET)
-    return form.query() if form.is_valid() else None
+class ScorecardExportForm(DashboardForm):
+    by = forms.ChoiceField(
+        label="Figures by",
+        choices=[("period", "Partner and period (the trend)"), ("partner", "Partner (the table)")],
+        required=False,
+    )
+
+
+class ContactCentreExportForm(DashboardForm):
+    by = forms.ChoiceField(
+        label="Figures by", choices=[("day", "Day"), ("partner", "Partner")], required=False
+    )
+
+
+def _invalid(form: forms.Form) -> JsonResponse:
+    """400 with the shape of every other bad request: a code, a message naming the field, the fields."""
+    fields = {name: [str(message) for message in messages] for name, messages in form.errors.items()}
+    name, messages = next(iter(fields.items()))
+    return JsonResponse(error_body("invalid", f"{name}: {messages[0]}", fields), status=400)
 
 
 @login_required
 @permission_required(OPERATE, raise_exception=True)
 def scorecards_csv(request: HttpRequest) -> HttpResponseBase:
-    query = _valid_query(request)
-    if query is None:
-        return HttpResponse("Invalid period, area or time of day.", status=400, content_type="text/plain")
-    stamp = timezone.localdate().isoformat()
-    return _csv_response(scorecards.csv_rows(query), f"partner-scorecards-{stamp}.csv")
+    form = ScorecardExportForm(request.GET)
+    if not form.is_valid():
+        return _invalid(form)
+    by = form.cleaned_data.get("by") or "period"
+    rows = scorecards.csv_rows(form.query(), by=by)
+    return _csv_response(rows, f"partner-scorecards-by-{by}-{timezone.localdate().isoformat()}.csv")
 
 
 @login_required
 @permission_required(OPERATE, raise_exception=True)
 def contact_centre_csv(request: HttpRequest) -> HttpResponseBase:
-    query = _valid_query(request)
-    if query is None:
-        return HttpResponse("Invalid period.", status=400, content_type="text/plain")
-    start, end = _period(query)
-    return _csv_response(cx.csv_rows(start, end), f"contact-centre-{timezone.localdate().isoformat()}.csv")
+    form = ContactCentreExportForm(request.GET)
+    if not form.is_valid():
+        return _invalid(form)
+    query, by = form.query(), form.cleaned_data.get("by") or "day"
+    rows = cx.csv_rows(query.first_day, query.last_day, by=by)
+    return _csv_response(rows, f"contact-centre-by-{by}-{timezone.localdate().isoformat()}.csv")

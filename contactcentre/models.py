@@ -316,3 +316,64 @@ class ProactiveAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} on {self.shipment_id} ({self.episode})"
+
+
+# Time-to-close histogram bounds (seconds): 15 and 30 min, 1, 2, 4, 8, 24, 48, 72 h, a week; then beyond.
+CLOSE_BUCKETS = [900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 259200, 604800]
+
+
+class ContactDayFigures(models.Model):
+    """Contact-centre counts for one local day: for everyone (partner empty) or one partner's share.
+
+    Written by `contactcentre.figures.materialise_day` (a beat job); the dashboard sums rows, so every
+    figure is a count or a total. A partner's share is what happened while it held the shipment: its
+    contacts, their resolutions and the proactive messages sent; its `shipments` are the jobs it took.
+    What happened while nobody held a shipment is only in the everyone row.
+    """
+
+    day = models.DateField()
+    partner = models.ForeignKey(
+        "partners.Partner", null=True, blank=True, on_delete=models.CASCADE, related_name="contact_figures"
+    )
+    shipments = models.PositiveIntegerField(
+        default=0, help_text="Shipments created (everyone row) or jobs the partner took (partner rows)."
+    )
+    contacts = models.PositiveIntegerField(default=0, help_text="Cases opened from a customer channel.")
+    wismo = models.PositiveIntegerField(default=0, help_text="Contacts asking where the order is.")
+    resolved = models.PositiveIntegerField(default=0, help_text="Contacts resolved that day.")
+    first_contact = models.PositiveIntegerField(default=0, help_text="Of those, resolved at first contact.")
+    close_seconds = models.BigIntegerField(default=0, help_text="Total time from opening to resolution.")
+    proactive_sent = models.PositiveIntegerField(default=0, help_text="Baton's own customer messages sent.")
+    contacts_after_proactive = models.PositiveIntegerField(
+        default=0, help_text="Proactive messages followed by a contact on the same shipment within 24 h."
+    )
+    # Time to close, one column per CLOSE_BUCKETS bucket (summable, for the median).
+    close_0 = models.PositiveIntegerField(default=0, help_text="Closed within 15 min.")
+    close_1 = models.PositiveIntegerField(default=0, help_text="Closed in (15, 30] min.")
+    close_2 = models.PositiveIntegerField(default=0, help_text="Closed in (30, 60] min.")
+    close_3 = models.PositiveIntegerField(default=0, help_text="Closed in (1, 2] h.")
+    close_4 = models.PositiveIntegerField(default=0, help_text="Closed in (2, 4] h.")
+    close_5 = models.PositiveIntegerField(default=0, help_text="Closed in (4, 8] h.")
+    close_6 = models.PositiveIntegerField(default=0, help_text="Closed in (8, 24] h.")
+    close_7 = models.PositiveIntegerField(default=0, help_text="Closed in (24, 48] h.")
+    close_8 = models.PositiveIntegerField(default=0, help_text="Closed in (48, 72] h.")
+    close_9 = models.PositiveIntegerField(default=0, help_text="Closed in (72 h, a week].")
+    close_10 = models.PositiveIntegerField(default=0, help_text="Closed after more than a week.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "partner"],
+                condition=models.Q(partner__isnull=False),
+                name="contact_day_figures_partner_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["day"],
+                condition=models.Q(partner__isnull=True),
+                name="contact_day_figures_day_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.partner_id or 'everyone'}"

@@ -15,6 +15,7 @@ from django.db.models import F, Max
 from django.test import Client
 from django.utils import timezone
 
+from contactcentre import figures as contact_figures
 from contactcentre.models import Case
 from partners.models import Custody, InboundMessage, Partner
 from partners.services import assign_shipment, materialise_recent
@@ -215,6 +216,7 @@ def seed_day(*, shipments: int = 300, seed: int = 7, now: datetime | None = None
     refresh_estimates(now=now)
     # As beat would within a minute: flags that grow true with time, and the rules' actions on them.
     sweep = run_sweep()
+    contact_figures.materialise_recent(days=2, now=now)  # with what the rules sent
     username, password = "agent", secrets.token_urlsafe(9)
     user_model = get_user_model()
     user, _ = user_model.objects.get_or_create(username=username, defaults={"email": "agent@example.com"})

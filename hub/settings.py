@@ -320,6 +320,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "partners.tasks.materialise_scorecards",
         "schedule": timedelta(seconds=envint("BATON_SCORECARD_SECONDS", 3600)),
     },
+    "materialise-contact-figures": {
+        "task": "contactcentre.tasks.materialise_contact_figures",
+        "schedule": timedelta(seconds=envint("BATON_SCORECARD_SECONDS", 3600)),
+    },
     "sweep-flags": {
         "task": "partners.tasks.sweep_flags",
         "schedule": timedelta(seconds=envint("BATON_FLAG_SWEEP_SECONDS", 60)),

@@ -312,14 +312,17 @@ class DriverLink(models.Model):
 
 # Upper bounds (seconds) of the update-latency buckets; the last bucket is open-ended.
 LATENCY_BUCKETS = [5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600]
+# The area (and band) of PartnerDayFigures rows that sum every area (band): not a postcode district.
+ANY = "*"
 
 
 class PartnerDayFigures(models.Model):
     """One partner's jobs started on one day in one area and time band: counts that add up across rows.
 
-    Written by `partners.scorecards.materialise_day` (a beat job); the scorecard pages sum rows, so every
-    figure is a count or a total, never a ratio. Message counts (which have no area) sit in the row with
-    area "" and band "".
+    Written by `partners.services.scorecards.materialise_day` (a beat job); the scorecard pages sum rows,
+    so every figure is a count or a total, never a ratio. Message counts (which have no area) sit in the
+    row with area "" and band "". Rows with area ANY sum every area (per band, and with band ANY per
+    partner), so a page over every area reads one row per partner and day.
     """
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="day_figures")
@@ -361,10 +364,14 @@ class PartnerDayFigures(models.Model):
                 fields=["partner", "day", "area", "band"], name="partner_day_figures_unique"
             )
         ]
-        indexes = [models.Index(fields=["day", "partner"], name="partner_day_figures_day")]
+        indexes = [
+            models.Index(fields=["day", "partner"], name="partner_day_figures_day"),
+            # A page reads one selection (an area's rows or the rollups) over a range of days.
+            models.Index(fields=["area", "band", "day"], name="partner_day_figures_scope"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.partner_id} {self.day} {self.area or '*'} {self.band or '*'}"
+        return f"{self.partner_id} {self.day} {self.area or '-'} {self.band or '-'}"
 
 
 class SilenceThreshold(models.Model):

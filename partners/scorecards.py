@@ -95,7 +95,9 @@ def _ratio(part: int, whole: int) -> float | None:
     return None if not whole else part / whole
 
 
-def latency_percentile(histogram: Sequence[int], quantile: float) -> int | None:
+def latency_percentile(
+    histogram: Sequence[int], quantile: float, *, bounds: Sequence[int] = LATENCY_BUCKETS
+) -> int | None:
     """The upper bound (seconds) of the bucket holding the quantile; beyond the last bound, -1."""
     total = sum(histogram)
     if not total:
@@ -105,7 +107,7 @@ def latency_percentile(histogram: Sequence[int], quantile: float) -> int | None:
     for index, count in enumerate(histogram):
         seen += count
         if seen >= needed:
-            return LATENCY_BUCKETS[index] if index < len(LATENCY_BUCKETS) else -1
+            return bounds[index] if index < len(bounds) else -1
     return -1
 
 

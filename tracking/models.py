@@ -373,7 +373,11 @@ class OutboundMessage(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="outbound_due")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="outbound_due"),
+            # The contact-centre figures count a day's sent customer messages.
+            models.Index(fields=["sent_at"], name="outbound_sent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose} via {self.transport} to {self.recipient} ({self.state})"

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
-from partners.models import LATENCY_BUCKETS, Partner, PartnerDayFigures
+from partners.models import ANY, LATENCY_BUCKETS, Partner, PartnerDayFigures
 from partners.scorecards import Candidate, Totals, recommend
 
 # Silence shorter than this between two reports is normal work, not a blind spot.
@@ -100,7 +100,8 @@ WITH jobs AS (
     (CASE WHEN EXISTS (SELECT 1 FROM partners_custody n WHERE n.handed_off_by_id = c.id) THEN 1 ELSE 0 END)
       AS handed_on,
     (SELECT COUNT(*) FROM tracking_activity a WHERE a.shipment_id = c.shipment_id AND a.kind = 'case_opened'
-      AND a.occurred_at >= c.started_at AND (c.ended_at IS NULL OR a.occurred_at < c.ended_at)) AS cases
+      AND a.actor <> 'rule' AND a.occurred_at >= c.started_at
+      AND (c.ended_at IS NULL OR a.occurred_at < c.ended_at)) AS cases
   FROM partners_custody c JOIN tracking_shipment s ON s.id = c.shipment_id
   WHERE c.started_at >= %(start)s AND c.started_at < %(end)s
 ),
@@ -196,6 +197,12 @@ def materialise_day(day: date, *, now: datetime | None = None) -> int:
         cursor.execute(MESSAGES_SQL, params)
         for partner_id, messages, unmatched in cursor.fetchall():
             rows[(partner_id, "", "")] = {"messages": int(messages), "unmatched": int(unmatched or 0)}
+    return store_day(day, rows)
+
+
+def store_day(day: date, rows: dict[tuple[int, str, str], dict[str, int]]) -> int:
+    """Replace a day's rows with these counts per (partner id, area, band) and their rollups."""
+    rows = {**rows, **rollups(rows)}
     with transaction.atomic():
         PartnerDayFigures.objects.filter(day=day).delete()
         PartnerDayFigures.objects.bulk_create(
@@ -206,6 +213,20 @@ def materialise_day(day: date, *, now: datetime | None = None) -> int:
             batch_size=1000,
         )
     return len(rows)
+
+
+def rollups(rows: dict[tuple[int, str, str], dict[str, int]]) -> dict[tuple[int, str, str], dict[str, int]]:
+    """Every area's rows summed per partner and band, and per partner (area and band ANY), so a page
+    over every area reads one row per partner and day however many districts there are."""
+    summed: dict[tuple[int, str, str], dict[str, int]] = {}
+    for (partner_id, area, band), counts in rows.items():
+        if (area, band) == ("", ""):
+            continue  # the partner-wide message counts: read beside every selection, never summed in
+        for key in ((partner_id, ANY, band), (partner_id, ANY, ANY)):
+            total = summed.setdefault(key, {})
+            for name, value in counts.items():
+                total[name] = total.get(name, 0) + value
+    return summed
 
 
 def materialise_recent(*, days: int = 2, now: datetime | None = None) -> int:
@@ -241,13 +262,16 @@ class ScorecardQuery:
 
 
 def _rows(query: ScorecardQuery) -> QuerySet[PartnerDayFigures]:
-    rows = PartnerDayFigures.objects.filter(day__gte=query.first_day, day__lte=query.last_day)
-    if query.area:
-        # Message counts have no area: keep the partner-wide row so the unmatched rate still shows.
-        rows = rows.filter(area__in=[query.area, ""])
+    """The rows that add up to the query's selection: an area's own rows, else the rollups (ANY)."""
+    selection = Q(area=query.area or ANY)
     if query.band:
-        rows = rows.filter(band__in=[query.band, ""])
-    return rows
+        selection &= Q(band=query.band)
+    elif not query.area:
+        selection &= Q(band=ANY)
+    # Message counts have no area: the partner-wide row is read beside any selection.
+    return PartnerDayFigures.objects.filter(day__gte=query.first_day, day__lte=query.last_day).filter(
+        selection | Q(area="", band="")
+    )
 
 
 def _sums() -> dict[str, Any]:
@@ -280,65 +304,84 @@ def partner_series(query: ScorecardQuery) -> dict[str, dict[date, Totals]]:
     return series
 
 
-def areas(query: ScorecardQuery) -> list[str]:
-    return list(
-        PartnerDayFigures.objects.filter(day__gte=query.first_day, day__lte=query.last_day)
-        .exclude(area="")
-        .values_list("area", flat=True)
-        .distinct()
-        .order_by("area")
-    )
-
-
 def recommend_partner(*, area: str, band: str, days: int = 28, until: date | None = None) -> list[Candidate]:
     """Which partner to give the next job in this area and band, best first, with the evidence."""
     totals = partner_totals(ScorecardQuery(days=days, area=area, band=band, until=until))
     return recommend({slug: t for slug, t in totals.items() if t.jobs})
 
 
-def csv_rows(query: ScorecardQuery) -> Iterable[list[Any]]:
-    """Every figure per partner and period, as CSV rows (header first)."""
-    yield [
-        "partner",
-        "period_start",
-        "jobs",
-        "on_time_rate",
-        "on_time_sample",
-        "first_attempt_rate",
-        "first_attempt_sample",
-        "latency_p50_s",
-        "latency_p90_s",
-        "silent_minutes_per_job",
-        "pod_coverage",
-        "conflict_rate",
-        "unmatched_rate",
-        "jobs_handed_on",
-        "cases_caused",
-        *COUNT_FIELDS,
+FIGURE_COLUMNS = [
+    "jobs",
+    "on_time_rate",
+    "on_time_sample",
+    "first_attempt_rate",
+    "first_attempt_sample",
+    "latency_p50_s",
+    "latency_p90_s",
+    "silent_minutes_per_job",
+    "pod_coverage",
+    "conflict_rate",
+    "unmatched_rate",
+    "jobs_handed_on",
+    "cases_caused",
+    "cases_per_100_jobs",
+    *COUNT_FIELDS,
+]
+
+
+def _figures(t: Totals) -> list[Any]:
+    return [
+        t.jobs,
+        _num(t.on_time_rate),
+        t.with_window,
+        _num(t.first_attempt_rate),
+        t.attempted,
+        t.latency_p50,
+        t.latency_p90,
+        _num(t.silent_minutes_per_job),
+        _num(t.pod_coverage),
+        _num(t.conflict_rate),
+        _num(t.unmatched_rate),
+        t.handed_on,
+        t.cases,
+        _num(t.cases_per_100_jobs),
+        *[
+            getattr(t, name) if not name.startswith("lat_") else t.latency[int(name[4:])]
+            for name in COUNT_FIELDS
+        ],
     ]
-    for partner, by_period in sorted(partner_series(query).items()):
-        for start, t in sorted(by_period.items()):
+
+
+def csv_rows(query: ScorecardQuery, *, by: str = "period") -> Iterable[list[Any]]:
+    """Every figure as CSV rows (header first): per partner and period (the trend), or per partner over
+    the whole period (the table), ranked for the next job when the query names an area or a band."""
+    if by == "partner":
+        yield [
+            "partner",
+            "first_day",
+            "last_day",
+            "recommendation_rank",
+            "recommendation_score",
+            *FIGURE_COLUMNS,
+        ]
+        totals = partner_totals(query)
+        ranked = recommend({p: t for p, t in totals.items() if t.jobs}) if (query.area or query.band) else []
+        ranks = {c.partner: (rank, f"{c.score:.4f}") for rank, c in enumerate(ranked, start=1)}
+        for partner, t in sorted(totals.items()):
+            rank, score = ranks.get(partner, ("", ""))
             yield [
                 partner,
-                start.isoformat(),
-                t.jobs,
-                _num(t.on_time_rate),
-                t.with_window,
-                _num(t.first_attempt_rate),
-                t.attempted,
-                t.latency_p50,
-                t.latency_p90,
-                _num(t.silent_minutes_per_job),
-                _num(t.pod_coverage),
-                _num(t.conflict_rate),
-                _num(t.unmatched_rate),
-                t.handed_on,
-                t.cases,
-                *[
-                    getattr(t, name) if not name.startswith("lat_") else t.latency[int(name[4:])]
-                    for name in COUNT_FIELDS
-                ],
+                query.first_day.isoformat(),
+                query.last_day.isoformat(),
+                rank,
+                score,
+                *_figures(t),
             ]
+        return
+    yield ["partner", "period_start", *FIGURE_COLUMNS]
+    for partner, by_period in sorted(partner_series(query).items()):
+        for start, t in sorted(by_period.items()):
+            yield [partner, start.isoformat(), *_figures(t)]
 
 
 def _num(value: float | None) -> str:

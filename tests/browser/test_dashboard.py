@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
-from partners.models import PartnerDayFigures
+from contactcentre.models import ContactDayFigures
+from partners.services import scorecards
 from tests.browser.conftest import assert_accessible, log_in
 from tests.factories import PartnerFactory
 
@@ -20,22 +21,39 @@ def operations(django_user_model):
     user = django_user_model.objects.create_user("ops", password="pw")
     user.groups.add(group)
     today = timezone.localdate()
-    for slug, on_time in (("swift", 26), ("zoom", 12)):
-        partner = PartnerFactory(slug=slug)
-        for back in range(5):
-            PartnerDayFigures.objects.create(
-                partner=partner,
-                day=today - timedelta(days=back),
-                area="N1",
-                band="morning",
-                jobs=30,
-                delivered=28,
-                with_window=28,
-                on_time=on_time,
-                attempted=29,
-                first_attempt=25,
-                events=60,
-                lat_2=60,
+    partners = {slug: PartnerFactory(slug=slug) for slug in ("swift", "zoom")}
+    for back in range(5):
+        day = today - timedelta(days=back)
+        scorecards.store_day(
+            day,
+            {
+                (partners[slug].pk, "N1", "morning"): dict(
+                    jobs=30,
+                    delivered=28,
+                    with_window=28,
+                    on_time=on_time,
+                    attempted=29,
+                    first_attempt=25,
+                    events=60,
+                    lat_2=60,
+                )
+                for slug, on_time in (("swift", 26), ("zoom", 12))
+            },
+        )
+        ContactDayFigures.objects.create(day=day, shipments=200, contacts=9, wismo=6, proactive_sent=80)
+        for slug, contacts in (("swift", 2), ("zoom", 7)):
+            ContactDayFigures.objects.create(
+                day=day,
+                partner=partners[slug],
+                shipments=100,
+                contacts=contacts,
+                wismo=contacts - 1,
+                resolved=contacts,
+                first_contact=1,
+                close_seconds=contacts * 3600,
+                close_3=contacts,
+                proactive_sent=40,
+                contacts_after_proactive=contacts // 2,
             )
     return user
 
@@ -54,9 +72,12 @@ def test_the_dashboard_draws_its_charts_and_passes_axe(request, device, live_ser
     assert page.get_by_role("heading", level=2, name="Who should get the next job?").is_visible()
     assert page.get_by_role("row", name="1 swift").is_visible()
     # Chart.js (served from static files) drew on every canvas.
-    page.wait_for_function("document.querySelectorAll('canvas').length === 4 && window.Chart !== undefined")
+    page.wait_for_function("document.querySelectorAll('canvas').length === 7 && window.Chart !== undefined")
     drawn = page.evaluate("Array.from(document.querySelectorAll('canvas')).map(c => !!Chart.getChart(c))")
-    assert drawn == [True, True, True, True]
+    assert drawn == [True] * 7
+    # The contact-centre figures by partner sit beside those by day, with the same charts.
+    assert page.get_by_role("heading", level=3, name="By partner").is_visible()
+    assert page.get_by_role("row", name="zoom 500 35").is_visible()
     assert errors == []
     if device == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from partners import scorecards
-from partners.models import InboundMessage, PartnerDayFigures
+from partners.models import ANY, InboundMessage, PartnerDayFigures
 from partners.services import scorecards as figures
 from tests.factories import CustodyFactory, PartnerFactory, ShipmentFactory
 from tracking.models import Activity, TrackingEvent
@@ -114,6 +114,38 @@ def test_totals_and_the_recommendation_read_the_materialised_rows(day_of_work):
     rows = list(figures.csv_rows(query))
     assert rows[0][:3] == ["partner", "period_start", "jobs"]
     assert [r[0] for r in rows[1:]] == ["swift", "zoom"]
+
+
+def test_a_case_a_baton_rule_opened_is_not_a_contact_the_partner_caused(day_of_work):
+    two = TrackingEvent.objects.get(custody__partner_reference="S2", status="delivered").shipment
+    Activity.objects.create(
+        shipment=two, kind="case_opened", actor="rule", summary="x", occurred_at=at(12, 30)
+    )
+    figures.materialise_day(DAY, now=at(23))
+    assert PartnerDayFigures.objects.get(partner__slug="swift", area="N1", band="morning").cases == 1
+
+
+def test_every_selection_reads_rows_that_add_up_to_the_same_figures(day_of_work):
+    swift, _ = day_of_work
+    # A job with no postcode has no area: it counts for every area, never for one.
+    nowhere = ShipmentFactory(postcode="", promised_from=at(9), promised_until=at(11))
+    CustodyFactory(shipment=nowhere, partner=swift, partner_reference="S4", started_at=at(8))
+    figures.materialise_day(DAY, now=at(23))
+
+    def jobs(**selection):
+        return figures.partner_totals(figures.ScorecardQuery(days=1, until=DAY, **selection))["swift"].jobs
+
+    assert jobs() == 4
+    assert jobs(band="morning") == 3  # two in N1 and the one with no area
+    assert jobs(band="afternoon") == 1
+    assert jobs(area="N1") == 2
+    assert jobs(area="N1", band="morning") == 2
+    assert (
+        figures.partner_totals(figures.ScorecardQuery(days=1, until=DAY, area="N1"))["zoom"].unmatched_rate
+        == 0.5
+    )
+    # Every area at once is one row per partner and day, however many districts there are.
+    assert PartnerDayFigures.objects.filter(area=ANY, band=ANY).count() == 2
 
 
 def test_latency_percentiles_come_from_the_histogram():
