@@ -40,7 +40,20 @@ def operations(django_user_model):
                 for slug, on_time in (("swift", 26), ("zoom", 12))
             },
         )
-        ContactDayFigures.objects.create(day=day, shipments=200, contacts=9, wismo=6, proactive_sent=80)
+        # Everyone's figures: the partners' shares and one contact about a shipment nobody held.
+        ContactDayFigures.objects.create(
+            day=day,
+            shipments=200,
+            contacts=10,
+            wismo=8,
+            resolved=10,
+            first_contact=3,
+            close_seconds=9 * 3600 + 600,
+            close_0=1,
+            close_3=9,
+            proactive_sent=80,
+            contacts_after_proactive=4,
+        )
         for slug, contacts in (("swift", 2), ("zoom", 7)):
             ContactDayFigures.objects.create(
                 day=day,
@@ -78,6 +91,7 @@ def test_the_dashboard_draws_its_charts_and_passes_axe(request, device, live_ser
     # The contact-centre figures by partner sit beside those by day, with the same charts.
     assert page.get_by_role("heading", level=3, name="By partner").is_visible()
     assert page.get_by_role("row", name="zoom 500 35").is_visible()
+    assert page.get_by_role("row", name="No partner held it — 5").is_visible()
     assert errors == []
     if device == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
