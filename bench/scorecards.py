@@ -86,6 +86,7 @@ def main() -> None:
         ),
         "dashboard, 90 days by month": "/console/dashboard/?days=90&grain=month",
         "dashboard, 365 days by month": "/console/dashboard/?days=365&grain=month",
+        "dashboard, 365 days by day": "/console/dashboard/?days=365&grain=day",
         f"scorecards CSV, {days} days by day": f"/console/dashboard/scorecards.csv?days={days}&grain=day",
         f"contact-centre CSV, {days} days by partner": (
             f"/console/dashboard/contact-centre.csv?days={days}&by=partner"

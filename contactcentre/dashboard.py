@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from contactcentre import figures as cx
 from hub.errors import error_body
@@ -64,15 +64,37 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _figure(value: float | None, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:.1f}{suffix}"
+
+
+def _cx_row(label: str, f: cx.DayFigures, *, no_jobs: bool = False) -> dict[str, str]:
+    """One row of a contact-centre table, formatted here: a year by day is 365 rows."""
+    return {
+        "label": label,
+        "shipments": "—" if no_jobs else str(f.shipments),
+        "contacts": str(f.contacts),
+        "wismo": str(f.wismo),
+        "wismo_per_100": _figure(f.wismo_per_100),
+        "first_contact": "—" if f.first_contact_rate is None else f"{100 * f.first_contact_rate:.0f}%",
+        "resolved": str(f.resolved),
+        "close": f"{f.median_close_label} / {f.mean_close_hours:.1f} h"
+        if f.mean_close_hours is not None
+        else "—",
+        "proactive_sent": str(f.proactive_sent),
+        "after": str(f.contacts_after_proactive),
+        "after_per_100": _figure(f.contacts_per_100_proactive, " per 100"),
+    }
+
+
 def _chart_data(
-    query: scorecards.ScorecardQuery,
     totals: dict[str, Totals],
-    series: dict[str, dict[date, Totals]],
+    trend: dict[str, dict[date, float | None]],
     cx_days: dict[date, cx.DayFigures],
     cx_partners: dict[str, cx.DayFigures],
 ) -> dict[str, Any]:
     """Each chart's type, labels and named series, for dashboard.js (every figure is also in a table)."""
-    labels = sorted({d for by_period in series.values() for d in by_period})
+    labels = sorted({d for by_period in trend.values() for d in by_period})
     days = [d.isoformat() for d in cx_days]
     partners = [p for p in cx_partners if p != cx.NO_HOLDER]
     return {
@@ -80,8 +102,8 @@ def _chart_data(
             "type": "line",
             "labels": [d.isoformat() for d in labels],
             "series": {
-                partner: [_rate(by_period[d].on_time_rate) if d in by_period else None for d in labels]
-                for partner, by_period in sorted(series.items())
+                partner: [_rate(by_period.get(d)) for d in labels]
+                for partner, by_period in sorted(trend.items())
             },
         },
         "silence": {
@@ -144,7 +166,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         form.is_valid()
     query = form.query()
     totals = dict(sorted(scorecards.partner_totals(query).items()))
-    series = scorecards.partner_series(query)
+    trend = scorecards.on_time_trend(query)
     # The totals already are this area's and band's: rank them, no second query.
     recommendation = (
         recommend({p: t for p, t in totals.items() if t.jobs}) if (query.area or query.band) else []
@@ -171,10 +193,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "query": query,
         "rows": rows,
         "recommendation": recommendation,
-        "cx_days": cx_days,
-        "cx_partners": cx_partners,
-        "no_holder": cx.NO_HOLDER,
-        "charts": _chart_data(query, totals, series, cx_days, cx_partners),
+        "cx_days": [_cx_row(dateformat.format(d, "D j M"), f) for d, f in cx_days.items()],
+        "cx_partners": [
+            _cx_row("No partner held it", f, no_jobs=True) if p == cx.NO_HOLDER else _cx_row(p, f)
+            for p, f in cx_partners.items()
+        ],
+        "charts": _chart_data(totals, trend, cx_days, cx_partners),
         "band_label": BANDS.get(query.band, "any time"),
         "export_query": request.GET.urlencode(),
         "first_contact_minutes": cx.FIRST_CONTACT_MINUTES,

@@ -47,9 +47,12 @@ class Totals:
 
     @classmethod
     def from_sums(cls, sums: Mapping[str, Any]) -> Totals:
-        counts = {name: int(sums.get(name) or 0) for name in _COUNT_NAMES}
-        latency = [int(sums.get(f"lat_{i}") or 0) for i in range(len(LATENCY_BUCKETS) + 1)]
-        return cls(**counts, latency=latency)
+        """From summed columns (those not in `sums` are 0)."""
+        counts: dict[str, Any] = {name: int(sums[name] or 0) for name in _COUNT_NAMES if name in sums}
+        totals = cls(**counts)
+        if _LATENCY_NAMES[0] in sums:
+            totals.latency = [int(sums.get(name) or 0) for name in _LATENCY_NAMES]
+        return totals
 
     @property
     def on_time_rate(self) -> float | None:
@@ -89,6 +92,7 @@ class Totals:
 
 
 _COUNT_NAMES = [f.name for f in fields(Totals) if f.name != "latency"]
+_LATENCY_NAMES = [f"lat_{i}" for i in range(len(LATENCY_BUCKETS) + 1)]
 
 
 def _ratio(part: int, whole: int) -> float | None:

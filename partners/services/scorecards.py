@@ -261,21 +261,33 @@ class ScorecardQuery:
         return self.last_day - timedelta(days=self.days - 1)
 
 
-def _rows(query: ScorecardQuery) -> QuerySet[PartnerDayFigures]:
+def _rows(query: ScorecardQuery, *, messages: bool = True) -> QuerySet[PartnerDayFigures]:
     """The rows that add up to the query's selection: an area's own rows, else the rollups (ANY)."""
     selection = Q(area=query.area or ANY)
     if query.band:
         selection &= Q(band=query.band)
     elif not query.area:
         selection &= Q(band=ANY)
-    # Message counts have no area: the partner-wide row is read beside any selection.
+    if messages:  # message counts have no area: the partner-wide row is read beside any selection
+        selection |= Q(area="", band="")
     return PartnerDayFigures.objects.filter(day__gte=query.first_day, day__lte=query.last_day).filter(
-        selection | Q(area="", band="")
+        selection
     )
 
 
-def _sums() -> dict[str, Any]:
-    return {name: Sum(name) for name in COUNT_FIELDS}
+def _by_period(query: ScorecardQuery, rows: QuerySet[PartnerDayFigures]) -> tuple[QuerySet[Any], str]:
+    if query.grain == "day":
+        return rows, "day"
+    bucket = {"week": TruncWeek("day"), "month": TruncMonth("day")}[query.grain]
+    return rows.annotate(bucket=bucket), "bucket"
+
+
+def _start(moment: date | datetime) -> date:
+    return moment.date() if isinstance(moment, datetime) else moment
+
+
+def _sums(names: Iterable[str] = COUNT_FIELDS) -> dict[str, Any]:
+    return {name: Sum(name) for name in names}
 
 
 def partner_totals(query: ScorecardQuery) -> dict[str, Totals]:
@@ -286,22 +298,30 @@ def partner_totals(query: ScorecardQuery) -> dict[str, Totals]:
 
 
 def partner_series(query: ScorecardQuery) -> dict[str, dict[date, Totals]]:
-    """Per partner slug, per day/week/month start, the summed figures (one grouped query)."""
+    """Per partner slug, per day/week/month start, every summed figure (one grouped query)."""
     names = dict(Partner.objects.values_list("pk", "slug"))
-    bucket: Any = {"day": "day", "week": TruncWeek("day"), "month": TruncMonth("day")}[query.grain]
-    rows = _rows(query)
-    if query.grain != "day":
-        rows = rows.annotate(bucket=bucket)
-        key = "bucket"
-    else:
-        key = "day"
-    grouped = rows.values("partner", key).annotate(**_sums()).order_by(key, "partner")
+    rows, key = _by_period(query, _rows(query))
     series: dict[str, dict[date, Totals]] = {}
-    for row in grouped:
-        moment = row[key]
-        day = moment.date() if isinstance(moment, datetime) else moment
-        series.setdefault(names[row["partner"]], {})[day] = Totals.from_sums(row)
+    for row in rows.values("partner", key).annotate(**_sums()).order_by(key, "partner"):
+        series.setdefault(names[row["partner"]], {})[_start(row[key])] = Totals.from_sums(row)
     return series
+
+
+def on_time_trend(query: ScorecardQuery) -> dict[str, dict[date, float | None]]:
+    """Per partner slug, per day/week/month start, the on-time rate: the trend chart's only figure,
+    read as plain tuples (a year by day is thousands of points)."""
+    names = dict(Partner.objects.values_list("pk", "slug"))
+    rows, key = _by_period(query, _rows(query, messages=False))
+    grouped = (
+        rows.values("partner", key)
+        .annotate(on_time_sum=Sum("on_time"), with_window_sum=Sum("with_window"))
+        .order_by(key, "partner")
+        .values_list("partner", key, "on_time_sum", "with_window_sum")
+    )
+    trend: dict[str, dict[date, float | None]] = {}
+    for partner, moment, on_time, with_window in grouped:
+        trend.setdefault(names[partner], {})[_start(moment)] = on_time / with_window if with_window else None
+    return trend
 
 
 def recommend_partner(*, area: str, band: str, days: int = 28, until: date | None = None) -> list[Candidate]:

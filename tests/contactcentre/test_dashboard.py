@@ -84,6 +84,9 @@ def test_the_dashboard_shows_scorecards_with_sample_sizes_and_a_recommendation(o
     assert rows["swift"]["on_time"] == round(100 * 78 / 84, 1)
     assert rows["zoom"]["unmatched"] == 40.0
     assert rows["zoom"]["t"].handed_on == 9
+    trend = response.context["charts"]["trend"]
+    assert len(trend["labels"]) == 3
+    assert trend["series"] == {"swift": [round(100 * 26 / 28, 1)] * 3, "zoom": [50.0] * 3}
     assert 'id="dashboard-data"' in html
     assert "<script>" not in html  # scripts come from static files only
 
