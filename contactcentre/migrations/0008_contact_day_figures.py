@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contactcentre', '0005_action_rules'),
+        ('contactcentre', '0007_default_action_rules'),
         ('partners', '0012_default_silence_thresholds'),
     ]
 

@@ -93,3 +93,14 @@ def test_after_the_demo_the_rules_have_acted_and_a_supervisor_has_an_escalation(
     assert "What Baton already did" in shipment_page
     assert "Chase a silent holder" in shipment_page
     assert "stale_custodian" in demo.sweep
+
+
+def test_after_the_demo_the_dashboard_has_its_figures_by_day_and_by_partner(
+    demo, client, django_user_model
+):
+    client.force_login(django_user_model.objects.get(username=demo.username))
+    response = client.get("/console/dashboard/", {"days": 7})
+    assert response.status_code == 200
+    assert response.context["rows"]  # the partners' scorecards
+    assert sum(int(row["shipments"]) for row in response.context["cx_days"]) == demo.shipments
+    assert sum(int(row["shipments"]) for row in response.context["cx_partners"]) > 0  # the partners' jobs
