@@ -269,7 +269,8 @@ def _cancel_waiting(subscription: Subscription, *, now: datetime) -> int:
             state=OutboundMessage.State.PENDING,
             next_attempt_at__gt=now,
         )
-        .exclude(purpose="customer.agent_message")
+        # What an agent sent by hand (a free message, the tracking link again) is never superseded.
+        .exclude(purpose__in=["customer.agent_message", "customer.message", "customer.tracking_link"])
         .update(state=OutboundMessage.State.CANCELLED)
     )
 
