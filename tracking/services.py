@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
-from django.db.models import Count, Field, Max, Model
+from django.db.models import Count, F, Field, Max, Model
 from django.utils import timezone
 
 from tracking import changes, timeline
@@ -42,9 +42,9 @@ def timeline_rules() -> timeline.Rules:
     )
 
 
-def _as_fact(event: TrackingEvent) -> timeline.EventFact:
+def _as_fact(event: TrackingEvent, fact_id: int | None = None) -> timeline.EventFact:
     return timeline.EventFact(
-        id=event.pk,
+        id=event.pk if fact_id is None else fact_id,
         partner_id=event.partner_id,
         kind=event.kind,
         occurred_at=event.occurred_at,
@@ -62,13 +62,15 @@ def _as_fact(event: TrackingEvent) -> timeline.EventFact:
 
 
 def build_shipment_timeline(
-    shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None
+    shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None, new: Sequence[TrackingEvent] = ()
 ) -> tuple[timeline.Timeline, list[TrackingEvent]]:
     """Run the engine over everything stored for the shipment (two queries); return it with the rows.
 
-    Pass `events` when every stored event of the shipment is loaded already, to save a query.
+    Pass `events` when every stored event of the shipment is loaded already, to save a query, and
+    `new` for rows not stored yet: their entries carry the ids -1, -2, ... in their order.
     """
     events = list(shipment.events.all()) if events is None else list(events)
+    facts = [_as_fact(e) for e in events] + [_as_fact(row, -n) for n, row in enumerate(new, start=1)]
     links = [
         timeline.CustodyLink(
             id=c.pk,
@@ -84,9 +86,7 @@ def build_shipment_timeline(
         if shipment.latitude is not None and shipment.longitude is not None
         else None
     )
-    return timeline.build_timeline(
-        [_as_fact(e) for e in events], links, destination=destination, rules=timeline_rules()
-    ), events
+    return timeline.build_timeline(facts, links, destination=destination, rules=timeline_rules()), events
 
 
 def _custody_links(custodies: Iterable[Any]) -> list[timeline.CustodyLink]:
@@ -202,44 +202,110 @@ def save_reconciled(changed: Sequence[tuple[Shipment, changes.Snapshot]]) -> Non
         changes.publish(shipment, before)
 
 
-def reconcile_shipment(shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None) -> Shipment:
+def reconcile_shipment(
+    shipment: Shipment, *, events: Sequence[TrackingEvent] | None = None, new: Sequence[TrackingEvent] = ()
+) -> Shipment:
     """Recompute the timeline and persist it; the caller holds the shipment's row lock.
 
-    Work is proportional to this shipment's events: it never scans other shipments.
+    `new` rows are stored with it, each inserted already in its place. Work is proportional to this
+    shipment's events: it never scans other shipments.
     """
     before = changes.Snapshot.of(shipment)
-    result, events = build_shipment_timeline(shipment, events=events)
-    by_id = {e.pk: e for e in events}
-    changed: list[TrackingEvent] = []
-    for sequence, entry in enumerate(result.entries, start=1):
-        event = by_id[entry.event_id]
-        flags = list(entry.flags)
-        if (event.sequence, event.applied, event.flags, event.custody_id, event.effective_at) != (
-            sequence,
-            entry.applied,
-            flags,
-            entry.custody_id,
-            entry.effective_at,
-        ):
-            event.sequence, event.applied, event.flags = sequence, entry.applied, flags
-            event.custody_id, event.effective_at = entry.custody_id, entry.effective_at
-            changed.append(event)
-    if changed:
-        TrackingEvent.objects.bulk_update(
-            changed, ["sequence", "applied", "flags", "custody", "effective_at"], batch_size=500
-        )
+    result, events = build_shipment_timeline(shipment, events=events, new=new)
+    _save_entries(shipment, events, result, new=new)
     _apply_result(shipment, result)
     _close_ended_custody(shipment, result)
     save_reconciled([(shipment, before)])
     return shipment
 
 
+# Sequences moved out of the way while ranges are shifted: above any real one, within a 32-bit integer.
+_SHIFT_PARKING = 1_000_000_000
+# More runs than this and per-row updates are as cheap as range updates.
+_MAX_SHIFT_RUNS = 32
+
+
+def _save_entries(
+    shipment: Shipment,
+    events: Sequence[TrackingEvent],
+    result: timeline.Timeline,
+    *,
+    new: Sequence[TrackingEvent] = (),
+) -> None:
+    """Write back what the rebuild changed on each event, and insert the `new` rows in their places, in
+    a number of statements that does not grow with the timeline's length.
+
+    A fact landing in the past moves every later entry one place down; written row by row that was
+    seconds of work under the shipment's lock for a shipment with thousands of events. Entries whose
+    only change is their place are moved by ranges of their old places instead (one UPDATE per run of
+    consecutive places moved by the same amount; usually one or two); the others row by row.
+    """
+    by_id = {e.pk: e for e in events}
+    by_id.update((-n, row) for n, row in enumerate(new, start=1))
+    holders: dict[int, int] = {}
+    for event in events:
+        holders[event.sequence] = holders.get(event.sequence, 0) + 1
+    changed: list[TrackingEvent] = []
+    moved: list[tuple[int, int, TrackingEvent]] = []  # (old place, shift, event): only the place changes
+    for sequence, entry in enumerate(result.entries, start=1):
+        event = by_id[entry.event_id]
+        flags = list(entry.flags)
+        same = (event.applied, event.flags, event.custody_id, event.effective_at) == (
+            entry.applied,
+            flags,
+            entry.custody_id,
+            entry.effective_at,
+        )
+        if entry.event_id < 0 or (same and event.sequence == sequence):
+            if entry.event_id < 0:  # inserted below, in its place: nothing to update afterwards
+                event.sequence, event.applied, event.flags = sequence, entry.applied, flags
+                event.custody_id, event.effective_at = entry.custody_id, entry.effective_at
+            continue
+        if same and event.sequence > 0 and holders[event.sequence] == 1:
+            moved.append((event.sequence, sequence - event.sequence, event))
+        else:
+            event.applied, event.flags = entry.applied, flags
+            event.custody_id, event.effective_at = entry.custody_id, entry.effective_at
+            changed.append(event)
+        event.sequence = sequence
+    runs: list[list[int]] = []  # [first old place, last old place, shift]
+    for old, shift, _event in sorted(moved, key=lambda item: item[0]):
+        if runs and runs[-1][1] == old - 1 and runs[-1][2] == shift:
+            runs[-1][1] = old
+        else:
+            runs.append([old, old, shift])
+    if len(runs) > _MAX_SHIFT_RUNS:
+        changed.extend(event for _old, _shift, event in moved)
+    elif runs:
+        rows = TrackingEvent.objects.filter(shipment_id=shipment.pk)
+        # With several runs, each is parked first so that no range picks up rows another has just
+        # moved into it; a single run (one fact landing in the past) moves in one statement.
+        parking = _SHIFT_PARKING if len(runs) > 1 else 0
+        for first, last, shift in runs:
+            rows.filter(sequence__gte=first, sequence__lte=last).update(
+                sequence=F("sequence") + (shift + parking)
+            )
+        if parking:
+            rows.filter(sequence__gte=parking // 2).update(sequence=F("sequence") - parking)
+    update_rows(changed, ["sequence", "applied", "flags", "custody", "effective_at"])
+    if new:  # after the ranges moved, so that none of them picks up a new row
+        TrackingEvent.objects.bulk_create(new)
+
+
 # Kinds a batch may place at the end of a timeline without a rebuild (`timeline.extend_timeline`).
 _APPENDABLE_KINDS = frozenset({EventKind.LOCATION, EventKind.ETA, EventKind.NOTE})
 
 
-def add_facts_and_reconcile(rows_by_shipment: Mapping[int, Sequence[TrackingEvent]]) -> int:
-    """Store new facts for several shipments and reconcile each shipment once; return the facts stored.
+class Added(NamedTuple):
+    stored: int
+    # New facts not stored because their shipment holds `ceiling` events already.
+    over_ceiling: list[TrackingEvent]
+
+
+def add_facts_and_reconcile(
+    rows_by_shipment: Mapping[int, Sequence[TrackingEvent]], *, ceiling: int | None = None
+) -> Added:
+    """Store new facts for several shipments and reconcile each shipment once.
 
     One transaction with the shipments' row locks taken in id order (so concurrent batches wait,
     never deadlock). A fact newer than everything its shipment has, of a kind that touches no other
@@ -247,12 +313,17 @@ def add_facts_and_reconcile(rows_by_shipment: Mapping[int, Sequence[TrackingEven
     nothing reloaded. Anything else (a status, a fact landing in the past) rebuilds that shipment's
     whole timeline (`reconcile_shipment`). Duplicates (same dedupe key) are dropped; on the rebuild
     path a step already known (same key or same meaning) gains the message as evidence instead.
+
+    A shipment keeps at most `ceiling` events (MAX_EVENTS_PER_SHIPMENT by default): every rebuild
+    reads them all, and the worker pool is shared by every tenant. New facts past it are returned.
     """
     ids = sorted(rows_by_shipment)
     if not ids:
-        return 0
+        return Added(0, [])
+    limit = settings.BATON["MAX_EVENTS_PER_SHIPMENT"] if ceiling is None else ceiling
     rules = timeline_rules()
     stored = 0
+    over_ceiling: list[TrackingEvent] = []
     with transaction.atomic():
         shipments = list(
             Shipment.objects.select_for_update().filter(pk__in=ids).order_by("pk").prefetch_related("custody")
@@ -283,6 +354,14 @@ def add_facts_and_reconcile(rows_by_shipment: Mapping[int, Sequence[TrackingEven
             if not new and appendable:
                 continue  # positions, ETAs and notes already known: no step to merge them into
             count, top = counts.get(shipment.pk, (0, 0))
+            if count + len(new) > limit:
+                refused = new[max(0, limit - count) :]
+                over_ceiling.extend(refused)
+                new = new[: len(new) - len(refused)]
+                refused_ids = {id(row) for row in refused}
+                rows = [row for row in rows if id(row) not in refused_ids]
+                if not new:
+                    continue
             placed = (
                 _append(shipment, new, count, top, rules) if new and appendable and count == top else None
             )
@@ -290,14 +369,11 @@ def add_facts_and_reconcile(rows_by_shipment: Mapping[int, Sequence[TrackingEven
                 # A status (or a fact landing in the past): merge reports of a step already known
                 # (`_keep_evidence`) using the events the rebuild loads anyway.
                 events = list(shipment.events.all())
-                created = TrackingEvent.objects.bulk_create(_keep_evidence(events, rows))
-                stored += len(created)
-                if not created:
+                fresh = _keep_evidence(events, rows)
+                if not fresh:
                     continue
-                if any(event.pk is None for event in created):  # a backend that returns no ids
-                    reconcile_shipment(shipment)
-                else:
-                    reconcile_shipment(shipment, events=[*events, *created])
+                stored += len(fresh)
+                reconcile_shipment(shipment, events=events, new=fresh)
             else:
                 stored += len(new)
                 appended.extend(new)
@@ -307,7 +383,7 @@ def add_facts_and_reconcile(rows_by_shipment: Mapping[int, Sequence[TrackingEven
                 changed.append((shipment, before))
         TrackingEvent.objects.bulk_create(appended)
         save_reconciled(changed)
-    return stored
+    return Added(stored, over_ceiling)
 
 
 def _step_meaning(event: TrackingEvent) -> tuple[object, ...] | None:

@@ -5,26 +5,28 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from partners import services
 from partners.models import Custody, InboundMessage, Partner
 from tests.factories import PartnerFactory, ShipmentFactory
 from tracking.models import Shipment, TrackingEvent
-from tracking.services import reconcile_shipment
+from tracking.services import build_shipment_timeline, reconcile_shipment
 
 # Processing one stored message that carries one status event, as a worker does it:
 #   1 load the message with its partner     2 count the attempt
 #   3 find the partner's custody            4 BEGIN
 #   5 lock the shipment row (FOR UPDATE)    6 load the shipment's custody chain
 #   7 which of the facts are already stored 8 how many entries the timeline has
-#   9 load the shipment's events (a step    10 insert the new event
+#   9 load the shipment's events (a step    10 insert the new event in its place
 #     already known gains the message as evidence instead)
-#  11 update the entries whose place changed 12 save the shipment's reconciled state
-#  13 COMMIT                                14 mark the message processed
-# A position newer than the rest is placed at the end instead (no 9, no 11). The same on SQLite
-# and PostgreSQL; a batch of messages costs the same queries, whatever the number of shipments.
-QUERIES_PER_EVENT = 14
+#  11 save the shipment's reconciled state  12 COMMIT
+#  13 mark the message processed
+# An event landing before others adds one UPDATE moving them down a place. A position newer than
+# the rest is placed at the end instead (no 9). The same on SQLite and PostgreSQL; a batch of
+# messages costs the same queries, whatever the number of shipments.
+QUERIES_PER_EVENT = 13
 QUERIES_PER_POSITION = 12
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,13 +129,13 @@ def test_every_query_of_one_event_is_narrowed_to_its_message_partner_or_shipment
             assert "WHERE" in sql.upper(), sql
 
 
-def test_a_late_event_that_renumbers_the_whole_timeline_still_costs_the_same(journey):
+def test_a_late_event_that_renumbers_the_whole_timeline_costs_one_range_update_more(journey):
     on_time = queries_to_process(one_event_message(journey.partner, "SW-1", "out_for_delivery", 30))
 
-    # Before everything else: every stored entry moves one place down, in one bulk update.
+    # Before everything else: every stored entry moves one place down, in one ranged UPDATE.
     late = queries_to_process(one_event_message(journey.partner, "SW-1", "info_received", -30))
 
-    assert len(late) == len(on_time)
+    assert len(late) == len(on_time) + 1
     assert list(journey.shipment.events.order_by("sequence").values_list("status", flat=True)) == [
         "info_received",
         "picked_up",
@@ -185,3 +187,68 @@ def test_a_batch_costs_the_same_queries_for_5_or_50_shipments(db, kind):
     else:  # a status rebuilds each shipment's timeline: a few queries a shipment, no more
         assert many - few <= 4 * 45
     assert all(j.shipment.events.count() == (2 if n < 5 else 1) for n, j in enumerate(jobs))
+
+
+def add_earlier_entries(custody: Custody, count: int) -> None:
+    """`count` positions before the journey's first event, numbered as a rebuild would."""
+    TrackingEvent.objects.filter(shipment=custody.shipment).update(sequence=F("sequence") + count)
+    TrackingEvent.objects.bulk_create(
+        TrackingEvent(
+            shipment=custody.shipment,
+            partner=custody.partner,
+            kind="location",
+            latitude=51.5,
+            longitude=-0.1,
+            occurred_at=MORNING - timedelta(hours=12) + timedelta(seconds=10 * n),
+            received_at=MORNING - timedelta(hours=12) + timedelta(seconds=10 * n),
+            effective_at=MORNING - timedelta(hours=12) + timedelta(seconds=10 * n),
+            custody=custody,
+            applied=True,
+            dedupe_key=f"early-{n}",
+            sequence=n + 1,
+        )
+        for n in range(count)
+    )
+
+
+def test_a_late_event_costs_the_same_queries_on_a_timeline_of_4_or_1200_entries(journey):
+    short = queries_to_process(one_event_message(journey.partner, "SW-1", "info_received", -30))
+    add_earlier_entries(journey, 1200)
+    reconcile_shipment(Shipment.objects.get(pk=journey.shipment_id))  # nothing moves: numbered already
+
+    long = queries_to_process(one_event_message(journey.partner, "SW-1", "pending", -20))
+
+    assert len(long) == len(short)
+    sequences = list(journey.shipment.events.order_by("sequence").values_list("sequence", "status"))
+    assert [n for n, _status in sequences] == list(range(1, 1205))
+    assert [status for _n, status in sequences[-4:]] == [
+        "info_received",
+        "pending",
+        "picked_up",
+        "in_transit",
+    ]
+
+
+def test_several_late_events_in_one_batch_leave_the_timeline_numbered_in_order(journey):
+    add_earlier_entries(journey, 30)
+    reconcile_shipment(Shipment.objects.get(pk=journey.shipment_id))
+    late = [
+        one_event_message(journey.partner, "SW-1", "pending", -(12 * 60) + 1),  # among the positions
+        one_event_message(journey.partner, "SW-1", "info_received", -30),  # before the journey
+        one_event_message(journey.partner, "SW-1", "out_for_delivery", 30),  # at the end
+    ]
+
+    assert set(services.process_inbound_batch([m.pk for m in late]).values()) == {"processed"}
+
+    shipment = Shipment.objects.get(pk=journey.shipment_id)
+    stored = list(shipment.events.order_by("sequence"))
+    expected = list(build_shipment_timeline(shipment)[0].entries)
+    assert [e.sequence for e in stored] == list(range(1, 36))
+    assert [e.pk for e in stored] == [entry.event_id for entry in expected]
+    assert [e.status for e in stored if e.kind == "status"] == [
+        "pending",
+        "info_received",
+        "picked_up",
+        "in_transit",
+        "out_for_delivery",
+    ]
