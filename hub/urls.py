@@ -58,6 +58,11 @@ partner_v1 = [
     path("handoffs/confirm", partner_views.HandOffConfirmView.as_view(), name="partner-handoffs-confirm"),
     path("uploads", partner_views.UploadView.as_view(), name="partner-uploads"),
     path("uploads/template.csv", partner_views.UploadTemplateView.as_view(), name="partner-upload-template"),
+    path(
+        "uploads/<int:message_id>/report.csv",
+        partner_views.UploadReportView.as_view(),
+        name="partner-upload-report",
+    ),
 ]
 
 handler404 = "hub.errors.page_not_found"

@@ -178,10 +178,16 @@ class InboundMessageAdmin(admin.ModelAdmin):
         "error",
     ]
     list_filter = ["state", "channel", "partner"]
-    readonly_fields = [f.name for f in InboundMessage._meta.fields if f.name != "body"] + ["body_text"]
-    exclude = ["body"]
+    # An upload's report can run to megabytes: its refused lines are in the error and the headers.
+    readonly_fields = [f.name for f in InboundMessage._meta.fields if f.name not in ("body", "report")] + [
+        "body_text"
+    ]
+    exclude = ["body", "report"]
     actions = ["replay"]
     date_hierarchy = "received_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[InboundMessage]:
+        return super().get_queryset(request).defer("report")
 
     @admin.display(description="Body as received")
     def body_text(self, obj: InboundMessage) -> str:

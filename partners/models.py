@@ -234,6 +234,11 @@ class InboundMessage(models.Model):
         blank=True, help_text="References no shipment matched, as |A|B|: replayed when one appears."
     )
     events_recorded = models.PositiveIntegerField(default=0)
+    report = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="An upload's refused rows, [[line, field, message], ...]: the full report it links to.",
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
     request_id = models.CharField(
         max_length=128,

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
+from partners.adapters.native import KINDS, MOMENT_FORMAT
 from partners.models import Custody, Partner
 from tracking.serializers import MomentField, NumberField
 from tracking.statuses import EventKind, Reason, Status
@@ -41,117 +40,35 @@ class StrictSerializerScheme(OpenApiSerializerExtension):
 
 
 class NativeEventSerializer(StrictSerializer):
-    reference = serializers.CharField(max_length=128, help_text="Your reference for the job, or ours.")
+    """The event's shape for OpenAPI; `partners.adapters.native.parse_event` decides what is accepted
+    (the API, the upload and the worker all call it), and a test keeps the two to the same fields."""
+
+    reference = serializers.CharField(
+        max_length=128, help_text="Your reference for the job, or ours; matched exactly (no spaces around)."
+    )
     event_id = serializers.CharField(
         max_length=200, required=False, allow_blank=True, help_text="Your id for this event (dedupes)."
     )
     kind = serializers.ChoiceField(
-        choices=[c for c in EventKind.choices if c[0] != EventKind.HANDOFF], default=EventKind.STATUS
+        choices=[c for c in EventKind.choices if c[0] in KINDS], default=EventKind.STATUS
     )
-    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    status = serializers.ChoiceField(
+        choices=Status.choices, required=False, help_text="Required for a status event."
+    )
     reason = serializers.ChoiceField(choices=Reason.choices, required=False)
     sub_status = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    raw_status = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    occurred_at = MomentField(help_text="When it happened, ISO 8601 with an offset.")
-    location = LocationSerializer(required=False)
-    eta = MomentField(required=False, allow_null=True)
-    proof = serializers.DictField(required=False, help_text="Proof of delivery: photo_url, signed_by...")
-    note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        kind = attrs.get("kind", EventKind.STATUS)
-        if kind == EventKind.STATUS and not attrs.get("status"):
-            raise serializers.ValidationError({"status": ["Required for a status event."]})
-        if kind == EventKind.LOCATION and not attrs.get("location"):
-            raise serializers.ValidationError({"location": ["Required for a location event."]})
-        if kind == EventKind.ETA and not attrs.get("eta"):
-            raise serializers.ValidationError({"eta": ["Required for an ETA event."]})
-        return attrs
-
-
-_QUICK_TEXT = {"event_id": 200, "sub_status": 32, "raw_status": 200, "note": 1000}
-_QUICK_KINDS = frozenset(value for value, _label in EventKind.choices if value != EventKind.HANDOFF)
-_QUICK_STATUSES = frozenset(Status.values)
-_QUICK_REASONS = frozenset(Reason.values)
-_QUICK_REQUIRED: dict[str, str] = {
-    EventKind.STATUS: "status",
-    EventKind.LOCATION: "location",
-    EventKind.ETA: "eta",
-}
-
-
-def _plain_text(value: object, longest: int, *, blank: bool) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) <= longest
-        and (blank or bool(value))
-        and value == value.strip()
-        and value.isprintable()
+    raw_status = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="Default: the status, else the kind."
     )
-
-
-def _quick_moment(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        moment = parse_datetime(value)
-    except ValueError:
-        return False
-    return moment is not None and moment.tzinfo is not None and 2000 <= moment.year < 9999
-
-
-def _quick_number(value: object, limit: float) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and -limit <= value <= limit
-
-
-def quick_native_event(data: Any) -> bool:
-    """True when `NativeEventSerializer` is sure to accept `data`, checked without DRF's machinery.
-
-    Covers the usual single event (a status or a position); anything else, valid or not, answers
-    False and goes through the serializer, which also words every error. DRF validation was about
-    0.8 ms of a request that should cost little more than its insert.
-    """
-    if not isinstance(data, dict) or not set(data) <= _QUICK_FIELDS:
-        return False
-    if not _plain_text(data.get("reference"), 128, blank=False):
-        return False
-    for name, longest in _QUICK_TEXT.items():
-        if name in data and not _plain_text(data[name], longest, blank=True):
-            return False
-    kind = data.get("kind", EventKind.STATUS)
-    if not isinstance(kind, str) or kind not in _QUICK_KINDS:
-        return False
-    if "status" in data and data["status"] not in _QUICK_STATUSES:
-        return False
-    if "reason" in data and data["reason"] not in _QUICK_REASONS:
-        return False
-    if not _quick_moment(data.get("occurred_at")):
-        return False
-    if "eta" in data and data["eta"] is not None and not _quick_moment(data["eta"]):
-        return False
-    location = data.get("location")
-    if "location" in data and not (
-        isinstance(location, dict)
-        and set(location) == {"lat", "lng"}
-        and _quick_number(location["lat"], 90)
-        and _quick_number(location["lng"], 180)
-    ):
-        return False
-    required = _QUICK_REQUIRED.get(kind)
-    return required is None or bool(data.get(required))
+    occurred_at = MomentField(help_text=f"When it happened: {MOMENT_FORMAT}, with its offset.")
+    location = LocationSerializer(required=False, help_text="Required for a location event.")
+    eta = MomentField(required=False, allow_null=True, help_text="Required for an ETA event.")
+    proof = serializers.DictField(required=False, help_text="Proof of delivery: photo_url, signed_by...")
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True, help_text="Kept as sent.")
 
 
 class NativeBatchSerializer(StrictSerializer):
-    events = NativeEventSerializer(many=True, allow_empty=False)
-
-    def validate_events(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        limit = settings.BATON["MAX_BATCH_EVENTS"]
-        if len(value) > limit:
-            raise serializers.ValidationError(f"At most {limit} events per request.")
-        return value
-
-
-_QUICK_FIELDS = frozenset(NativeEventSerializer._declared_fields) - {"proof"}
+    events = NativeEventSerializer(many=True, allow_empty=False, help_text="At most BATON_MAX_BATCH_EVENTS.")
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -208,8 +125,17 @@ class UploadRowErrorSerializer(serializers.Serializer):
 class UploadReportSerializer(serializers.Serializer):
     message_id = serializers.IntegerField()
     rows = serializers.IntegerField()
-    accepted = serializers.IntegerField()
-    errors = UploadRowErrorSerializer(many=True)  # type: ignore[assignment]
+    accepted = serializers.IntegerField(help_text="Rows that will be recorded.")
+    refused = serializers.IntegerField(help_text="Rows refused; none of them is recorded.")
+    errors = UploadRowErrorSerializer(  # type: ignore[assignment]
+        many=True, help_text="The first BATON_UPLOAD_ERRORS_SHOWN refused rows (20 by default)."
+    )
+    errors_by_field = serializers.DictField(
+        child=serializers.IntegerField(), help_text="How many refused rows each column has a problem in."
+    )
+    report_url = serializers.URLField(
+        allow_null=True, help_text="Every refused row as CSV (line, field, message), with your API key."
+    )
 
 
 class AssignmentSerializer(serializers.Serializer):

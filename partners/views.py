@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections.abc import Mapping
@@ -9,9 +10,10 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +24,7 @@ from hub.schema import errors
 from partners import services
 from partners.adapters import get_adapter
 from partners.adapters.base import InboundRequest, PartnerError, VerificationError
-from partners.adapters.native import CSV_COLUMNS, REFUSED_LINES_HEADER, read_csv_rows
+from partners.adapters.native import CSV_COLUMNS, InvalidEvent, parse_events
 from partners.authentication import IsPartner, PartnerKeyAuthentication, PartnerRateThrottle
 from partners.models import InboundMessage, Partner
 from partners.serializers import (
@@ -35,7 +37,6 @@ from partners.serializers import (
     NativeBatchSerializer,
     NativeEventSerializer,
     UploadReportSerializer,
-    quick_native_event,
 )
 from tracking.views import get_shipment
 
@@ -148,22 +149,19 @@ class PartnerEventsView(PartnerAPIView):
     def accept(self, partner: Partner, body: bytes) -> tuple[int, dict[str, Any]]:
         channel = InboundMessage.Channel.API
         try:
-            data = parse_json(body)
-            if quick_native_event(data):  # the usual single event: no serializer needed
-                events = [data]
-            elif isinstance(data, dict) and "events" in data:
-                serializer: serializers.Serializer = NativeBatchSerializer(data=data)
-                serializer.is_valid(raise_exception=True)
-                events = serializer.validated_data["events"]
-            else:
-                serializer = NativeEventSerializer(data=data)
-                serializer.is_valid(raise_exception=True)
-                events = [serializer.validated_data]
-            services.check_custody(partner, {e["reference"] for e in events})
-        except (exceptions.ValidationError, services.NotHeld) as exc:
+            try:
+                # The worker parses the stored body with the same function: what is accepted here
+                # is recorded as it is, and what would not be is refused here, naming the field.
+                events = parse_events(parse_json(body), max_events=settings.BATON["MAX_BATCH_EVENTS"])
+            except InvalidEvent as exc:
+                raise exceptions.ValidationError(exc.fields) from None
+            services.check_custody(partner, [event.reference for event in events])
+        except (exceptions.ValidationError, services.NotHeld, services.ShipmentFull) as exc:
             self.reject(partner, channel, body, exc)
             if isinstance(exc, services.NotHeld):
                 raise NotHeldError(exc) from None
+            if isinstance(exc, services.ShipmentFull):
+                raise ShipmentFullError(exc) from None
             raise
         message = services.record_inbound(
             partner, channel=channel, body=body, headers=kept_headers(self.request)
@@ -174,6 +172,18 @@ class PartnerEventsView(PartnerAPIView):
 class NotHeldError(exceptions.NotFound):
     def __init__(self, exc: services.NotHeld) -> None:
         super().__init__(f"No shipment held by you under: {', '.join(exc.references)}.")
+        self.references = exc.references
+
+
+class ShipmentFullError(Conflict):
+    default_code = "shipment_full"
+
+    def __init__(self, exc: services.ShipmentFull) -> None:
+        super().__init__(
+            f"The shipment under {', '.join(exc.references)} holds {exc.ceiling} events, the most one "
+            "shipment keeps; nothing more is recorded on it. Positions are kept one a minute per source, "
+            "so sending them more often adds nothing; ask operations if a job really needs more."
+        )
         self.references = exc.references
 
 
@@ -284,22 +294,44 @@ class UploadView(PartnerAPIView):
         channel = InboundMessage.Channel.UPLOAD
         body = uploaded_csv(request, read_body(request, partner, channel))
         try:
-            rows = read_csv_rows(body)
+            result = services.accept_upload(partner, body=body, headers=kept_headers(request))
         except PartnerError as exc:
             self.reject(partner, channel, body, exc)
             raise exceptions.ValidationError({"file": [exc.message]}) from None
-        report = services.check_upload_rows(partner, rows)
-        accepted = len(rows) - len(report)
-        state = InboundMessage.State.RECEIVED if accepted else REJECTED
-        message = services.record_inbound(
-            partner,
-            channel=channel,
-            body=body,
-            headers={**kept_headers(request), REFUSED_LINES_HEADER: ",".join(str(e["row"]) for e in report)},
-            state=state,
-            error="; ".join(f"line {e['row']}: {e['message']}" for e in report)[:2000],
+        message_id = result.message.pk
+        report_url = reverse("partner-upload-report", args=[message_id]) if result.errors else None
+        return Response(
+            {
+                "message_id": message_id,
+                "rows": result.rows,
+                "accepted": result.accepted,
+                "refused": len(result.errors),
+                # A file of thousands of bad rows gets a summary here and its full report by URL.
+                "errors": result.errors[: settings.BATON["UPLOAD_ERRORS_SHOWN"]],
+                "errors_by_field": result.errors_by_field(),
+                "report_url": request.build_absolute_uri(report_url) if report_url else None,
+            }
         )
-        return Response({"message_id": message.pk, "rows": len(rows), "accepted": accepted, "errors": report})
+
+
+class UploadReportView(PartnerAPIView):
+    @extend_schema(
+        operation_id="partner_uploads_report",
+        tags=["partner"],
+        summary="The full report of one of your uploads: every refused row, one problem a line",
+        responses={(200, "text/csv"): OpenApiTypes.STR, **errors(401, 404, 429)},
+    )
+    def get(self, request: Request, message_id: int) -> HttpResponse:
+        partner: Partner = request.auth  # type: ignore[assignment]
+        report = services.upload_report(partner, message_id)
+        if report is None:
+            raise exceptions.NotFound("You made no upload with this id.")
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="baton-upload-{message_id}-report.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["line", "field", "message"])
+        writer.writerows(report)
+        return response
 
 
 class UploadTemplateView(APIView):

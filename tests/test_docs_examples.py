@@ -62,3 +62,32 @@ def test_the_handoff_example_is_accepted_as_it_is(partner_client):
     )
 
     assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_handoff_confirmation_example_lets_the_receiver_report_under_the_proposed_reference(
+    partner_client,
+):
+    fleet = CustodyFactory(partner_reference="NSF-5531").partner
+    receiver = PartnerFactory(slug="onfleet-ldn")
+    handoff = curl_body("/api/partner/v1/handoffs")
+    partner_client(fleet).post("/api/partner/v1/handoffs", handoff, format="json")
+    client = partner_client(receiver)
+    report = {
+        "reference": handoff["to_reference"],
+        "status": "picked_up",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    before = client.post("/api/partner/v1/events", report, format="json")
+
+    confirmed = client.post(
+        "/api/partner/v1/handoffs/confirm", curl_body("/api/partner/v1/handoffs/confirm"), format="json"
+    )
+
+    assert before.status_code == 404  # the proposal binds nothing until the receiver confirms it
+    assert confirmed.status_code == 200, confirmed.content
+    assert (confirmed.json()["partner_reference"], confirmed.json()["reference_confirmed"]) == (
+        handoff["to_reference"],
+        True,
+    )
+    assert client.post("/api/partner/v1/events", report, format="json").status_code == 202

@@ -5,7 +5,7 @@
 - `custody`: assign a shipment, hand it on.
 - `polling`: pull partners.
 - `idempotency`: the native API's `Idempotency-Key`.
-- `uploads`: CSV row checks.
+- `uploads`: CSV uploads checked row by row, refused rows reported.
 - `backlog`: how far behind ingest is (waiting messages, lag, what needs a replay); used as a module.
 - `holder`: send a customer's request to whoever holds the job, on its channel.
 - `scorecards`: partner figures materialised per day by set-based SQL, and read back for pages.
@@ -37,8 +37,11 @@ from partners.services.inbound import (
 from partners.services.matching import (
     Matched,
     NotHeld,
+    Recorded,
+    ShipmentFull,
     check_custody,
     dedupe_key,
+    event_counts,
     event_row,
     find_custodies,
     match_events,
@@ -47,19 +50,22 @@ from partners.services.matching import (
 )
 from partners.services.polling import poll_custody, poll_pull_partners
 from partners.services.scorecards import materialise_day, materialise_recent
-from partners.services.uploads import UPLOAD_FIELDS, check_upload_rows
+from partners.services.uploads import UploadResult, accept_upload, check_upload_rows, upload_report
 
 __all__ = [
-    "UPLOAD_FIELDS",
     "HandOffError",
     "IdempotencyInProgress",
     "IdempotencyMismatch",
     "Matched",
     "NoHandOffToConfirm",
     "NotHeld",
+    "Recorded",
     "ReferenceInUse",
     "Relay",
     "Routed",
+    "ShipmentFull",
+    "UploadResult",
+    "accept_upload",
     "adapter_for",
     "assign_shipment",
     "backlog",
@@ -68,6 +74,7 @@ __all__ = [
     "confirm_handoff",
     "dedupe_key",
     "enqueue_processing",
+    "event_counts",
     "event_row",
     "find_custodies",
     "finish_message",
@@ -87,4 +94,5 @@ __all__ = [
     "run_idempotent",
     "send_to_holder",
     "sweep_unprocessed",
+    "upload_report",
 ]

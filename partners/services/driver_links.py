@@ -26,8 +26,8 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
+from partners.adapters.native import InvalidEvent, parse_event
 from partners.models import Custody, DriverLink, InboundMessage, Partner
-from partners.serializers import NativeEventSerializer
 from partners.services.inbound import record_inbound
 from tracking.models import Activity
 from tracking.outbox import queue_message
@@ -293,10 +293,11 @@ def record_driver_report(
         event["location"] = {"lat": latitude, "lng": longitude}
     if action == "delivered":
         event["proof"] = _proof(custody, photo, signature, recipient, latitude, longitude)
-    serializer = NativeEventSerializer(data=event)
-    if not serializer.is_valid():
-        field, problems = next(iter(serializer.errors.items()))
-        raise DriverReportError(f"{field}: {problems[0]}", field=str(field))
+    try:
+        parse_event(event)  # as the worker will read it
+    except InvalidEvent as exc:
+        field, problems = next(iter(exc.fields.items()))
+        raise DriverReportError(f"{field}: {problems[0]}", field=field.split(".")[0]) from None
     body = json.dumps(event, sort_keys=True).encode()
     with transaction.atomic():
         message = record_inbound(

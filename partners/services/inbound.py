@@ -21,7 +21,7 @@ from hub.logs import current_request_id, log_context
 from partners.adapters import get_adapter
 from partners.adapters.base import NormalizedEvent, PartnerError
 from partners.models import InboundMessage, Partner
-from partners.services.matching import record_message_events
+from partners.services.matching import Recorded, record_message_events
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def process_inbound_batch(message_ids: Sequence[int], *, retry_alone: bool = Tru
             continue
         parsed.append((message, events))
     try:
-        unmatched = record_message_events(parsed)
+        recorded = record_message_events(parsed)
     except Exception as exc:
         if len(parsed) > 1:  # find the poison: each message on its own, so the rest are not held up
             for message, _events in parsed:
@@ -220,9 +220,9 @@ def process_inbound_batch(message_ids: Sequence[int], *, retry_alone: bool = Tru
         InboundMessage.objects.filter(pk=message.pk).update(failures=failures)
         states[message.pk] = _attempt_failed(message, failures, exc)
         return states
-    for state, finished in _outcomes(parsed, unmatched).items():
-        for recorded, error, group in finished:
-            finish_messages(group, state, error, recorded)
+    for state, finished in _outcomes(parsed, recorded).items():
+        for count, error, group in finished:
+            finish_messages(group, state, error, count)
             states.update((m.pk, state) for m in group)
     return states
 
@@ -253,14 +253,22 @@ def _attempt_failed(message: InboundMessage, attempts: int, exc: Exception) -> s
 
 
 def _outcomes(
-    parsed: Sequence[tuple[InboundMessage, list[NormalizedEvent]]],
-    unmatched: Mapping[int, list[NormalizedEvent]],
+    parsed: Sequence[tuple[InboundMessage, list[NormalizedEvent]]], recorded: Recorded
 ) -> dict[str, list[tuple[int, str, list[InboundMessage]]]]:
     """Messages grouped by what is written back on them, so alike messages take one update."""
     groups: dict[tuple[str, int, str], list[InboundMessage]] = defaultdict(list)
     for message, events in parsed:
-        missing = unmatched.get(message.pk, [])
-        if missing:
+        missing = recorded.unmatched.get(message.pk, [])
+        full = recorded.over_ceiling.get(message.pk, [])
+        if full:
+            # Accepted just before the shipment reached its ceiling; replayable once it is raised.
+            reason = (
+                f"{len(full)} event(s) not recorded: the shipment {', '.join(sorted(set(full)))[:200]} holds "
+                f"{settings.BATON['MAX_EVENTS_PER_SHIPMENT']} events, the most one shipment keeps "
+                "(BATON_MAX_EVENTS_PER_SHIPMENT)"
+            )
+            key = (InboundMessage.State.FAILED.value, len(events) - len(missing) - len(full), reason)
+        elif missing:
             refs = sorted({r for e in missing for r in (e.references or (e.group_reference,))})
             reason = f"no shipment held by {message.partner.slug} under: {', '.join(refs)[:500]}"
             # Kept apart so an assignment replays only the messages that mention its references.
@@ -270,8 +278,8 @@ def _outcomes(
             key = (InboundMessage.State.PROCESSED.value, len(events), "")
         groups[key].append(message)
     result: dict[str, list[tuple[int, str, list[InboundMessage]]]] = defaultdict(list)
-    for (state, recorded, error), group in groups.items():
-        result[state].append((recorded, error, group))
+    for (state, count, error), group in groups.items():
+        result[state].append((count, error, group))
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,18 @@ class NotHeld(Exception):
     def __init__(self, references: Sequence[str]) -> None:
         self.references = list(references)
         super().__init__(f"no shipment held by this partner under: {', '.join(self.references)}")
+
+
+class ShipmentFull(Exception):
+    """The shipments under these references hold MAX_EVENTS_PER_SHIPMENT events already."""
+
+    def __init__(self, references: Sequence[str], ceiling: int) -> None:
+        self.references = list(references)
+        self.ceiling = ceiling
+        super().__init__(
+            f"the shipment under {', '.join(self.references)} holds {ceiling} events, the most one "
+            "shipment keeps (BATON_MAX_EVENTS_PER_SHIPMENT); nothing more is recorded on it"
+        )
 
 
 @dataclass
@@ -132,7 +144,11 @@ def dedupe_key(
     under different ids are merged by meaning when they are stored (`tracking.services`).
     """
     basis: list[object]
-    if event.event_id:
+    interval = settings.BATON["POSITION_INTERVAL_SECONDS"]
+    if interval > 0 and is_plain_position(event) and event.occurred_at is not None:
+        # A trail is thinned: one position per source per interval is a fact, the first received.
+        basis = ["position", partner_id, int(event.occurred_at.timestamp() // interval)]
+    elif event.event_id:
         basis = ["id", partner_id, event.event_id, event.kind, event.status or ""]
     elif event.kind == EventKind.STATUS and event.status:
         holder = ["custody", custody_id] if custody_id is not None else ["partner", partner_id]
@@ -153,6 +169,17 @@ def dedupe_key(
             event.note,
         ]
     return hashlib.sha256(json.dumps(basis, default=str).encode()).hexdigest()
+
+
+def is_plain_position(event: NormalizedEvent) -> bool:
+    """A position and nothing else: thinning it loses no ETA, note, status or proof."""
+    return (
+        event.kind == EventKind.LOCATION
+        and event.eta is None
+        and not event.note
+        and not event.proof
+        and not event.status
+    )
 
 
 def event_row(
@@ -195,15 +222,23 @@ def record_events(
     partner: Partner, events: Sequence[NormalizedEvent], *, message: InboundMessage
 ) -> list[NormalizedEvent]:
     """Record a message's events on the shipments they match; return those that matched none."""
-    return record_message_events([(message, list(events))]).get(message.pk, [])
+    return record_message_events([(message, list(events))]).unmatched.get(message.pk, [])
 
 
-def record_message_events(
-    parsed: Sequence[tuple[InboundMessage, Sequence[NormalizedEvent]]],
-) -> dict[int, list[NormalizedEvent]]:
-    """Record the events of several messages, each shipment reconciled once; the unmatched by message id."""
+@dataclass
+class Recorded:
+    """What recording several messages left undone, by message id."""
+
+    unmatched: dict[int, list[NormalizedEvent]] = field(default_factory=lambda: defaultdict(list))
+    # Events not recorded because their shipment reached MAX_EVENTS_PER_SHIPMENT, with its reference.
+    over_ceiling: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def record_message_events(parsed: Sequence[tuple[InboundMessage, Sequence[NormalizedEvent]]]) -> Recorded:
+    """Record the events of several messages, each shipment reconciled once."""
     rows: dict[int, list[TrackingEvent]] = defaultdict(list)
-    unmatched: dict[int, list[NormalizedEvent]] = defaultdict(list)
+    recorded = Recorded()
+    unmatched = recorded.unmatched
     by_partner: dict[int, list[tuple[InboundMessage, Sequence[NormalizedEvent]]]] = defaultdict(list)
     for message, events in parsed:
         by_partner[message.partner_id].append((message, events))
@@ -237,16 +272,26 @@ def record_message_events(
                     )
             for event in matched.unmatched:
                 unmatched[owner[id(event)][0].pk].append(event)
-    add_facts_and_reconcile(rows)
-    return unmatched
+    over = add_facts_and_reconcile(rows).over_ceiling
+    if over:
+        references = dict(
+            Shipment.objects.filter(pk__in={row.shipment_id for row in over}).values_list("pk", "reference")
+        )
+        for row in over:
+            recorded.over_ceiling[row.message_id or 0].append(references[row.shipment_id])
+    return recorded
 
 
-# (partner key hash, reference) -> until when it is known to be held: once held, a reference stays
-# acceptable ("holds or held"), so remembering it for a while per process saves the custody lookup
-# on the request path of every event after a job's first. Keyed by the partner's key hash, which no
-# other partner row can share, rather than by a primary key a test database may hand out again.
-_held_cache: dict[tuple[str, str], float] = {}
+# (partner key hash, reference) -> [until when it is known to be held, events this process may still
+# accept for it]: once held, a reference stays acceptable ("holds or held"), so remembering it for a
+# while per process saves the custody lookup on the request path of every event after a job's first.
+# Keyed by the partner's key hash, which no other partner row can share, rather than by a primary key
+# a test database may hand out again.
+_held_cache: dict[tuple[str, str], list[float]] = {}
 _HELD_CACHE_MAX = 200_000
+# A process accepts this share of a shipment's room under the ceiling before it counts again, so that
+# several processes accepting for one shipment at once stay under the ceiling between them.
+_ROOM_SHARE = 10
 
 
 def held_shipments(partner: Partner, references: Iterable[str]) -> dict[str, int]:
@@ -276,19 +321,50 @@ def held_shipments(partner: Partner, references: Iterable[str]) -> dict[str, int
 
 
 def check_custody(partner: Partner, references: Iterable[str]) -> None:
-    """Raise NotHeld unless the partner holds or held a shipment under every reference.
+    """Raise NotHeld unless the partner holds or held a shipment under every reference, ShipmentFull
+    when a shipment has no room under MAX_EVENTS_PER_SHIPMENT for the events reported on it.
 
-    A reference found held is remembered in the process for CUSTODY_CACHE_SECONDS.
+    `references` names one reference per event (repeated for several events of one job). A reference
+    found held is remembered in the process for CUSTODY_CACHE_SECONDS, with a share of its shipment's
+    room; once the process has accepted that many events for it, it counts again. So the ceiling is
+    said here, refusing the report, and near it every report is counted.
     """
     now = time.monotonic()
     owner = partner.api_key_hash or f"pk:{partner.pk}"
-    refs = {r for r in references if _held_cache.get((owner, r), 0.0) <= now}
-    if not refs:
-        return
-    missing = refs - held_shipments(partner, refs).keys()
-    if missing:
-        raise NotHeld(sorted(missing))
-    if len(_held_cache) >= _HELD_CACHE_MAX:
-        _held_cache.clear()
-    until = now + settings.BATON["CUSTODY_CACHE_SECONDS"]
-    _held_cache.update(((owner, r), until) for r in refs)
+    wanted = Counter(references)
+    stale = set()
+    for reference, count in wanted.items():
+        known = _held_cache.get((owner, reference))
+        if known is None or known[0] <= now or known[1] < count:
+            stale.add(reference)
+    if stale:
+        held = held_shipments(partner, stale)
+        missing = stale - held.keys()
+        if missing:
+            raise NotHeld(sorted(missing))
+        ceiling = settings.BATON["MAX_EVENTS_PER_SHIPMENT"]
+        counts = event_counts(held[r] for r in stale)
+        room = {r: ceiling - counts.get(held[r], 0) for r in stale}
+        full = sorted(r for r in stale if wanted[r] > room[r])
+        if full:
+            raise ShipmentFull(full, ceiling)
+        if len(_held_cache) >= _HELD_CACHE_MAX:
+            _held_cache.clear()
+        until = now + settings.BATON["CUSTODY_CACHE_SECONDS"]
+        _held_cache.update(((owner, r), [until, room[r] // _ROOM_SHARE]) for r in stale)
+    for reference, count in wanted.items():
+        _held_cache[(owner, reference)][1] -= count
+
+
+def event_counts(shipment_ids: Iterable[int]) -> dict[int, int]:
+    """How many events each shipment holds: one grouped count over the timeline index, as plain SQL
+    (on the request path of a job's first event, like `held_shipments`)."""
+    ids = sorted(set(shipment_ids))
+    if not ids:
+        return {}
+    table = TrackingEvent._meta.db_table
+    among = ", ".join(["%s"] * len(ids))
+    sql = f"SELECT shipment_id, COUNT(*) FROM {table} WHERE shipment_id IN ({among}) GROUP BY shipment_id"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        return dict(cursor.fetchall())
