@@ -126,14 +126,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     if isinstance(exc, exceptions.ValidationError):
-        fields = flatten_errors(exc.detail)
+        fields = {
+            sendable(name): [sendable(problem) for problem in problems]
+            for name, problems in flatten_errors(exc.detail).items()
+        }
         first_field, first_errors = next(iter(fields.items()))
         message = f"{first_field}: {first_errors[0]}"
         response.data = error_body("invalid", message, fields)
     else:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
-        response.data = error_body(str(code), str(exc.detail))
+        response.data = error_body(str(code), sendable(str(exc.detail)))
         if references := getattr(exc, "references", None):
-            response.data["references"] = references
+            response.data["references"] = [sendable(str(reference)) for reference in references]
     return response
+
+
+def sendable(text: str) -> str:
+    """Text that can be encoded in a response: an unpaired surrogate the client sent (an unknown field's
+    name, a value quoted back) is escaped as \\udXXX instead of failing the response."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

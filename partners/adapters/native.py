@@ -153,9 +153,20 @@ def _coordinate(value: object, limit: int) -> float:
     return float(value)
 
 
-def _proof(value: object) -> dict[str, Any] | None:
+# Proof keys naming a file in Baton's own storage: only the driver link (which stored the upload) sets
+# them; from anyone else they would be signed into links to whatever stored file they named.
+STORED_FILE_KEYS = frozenset({"photo", "signature"})
+_LINK_KEYS = frozenset({"photo_url", "signature_url"})
+
+
+def _proof(value: object, stored_files: bool) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise _Refused("Expected an object.")
+    if not stored_files and STORED_FILE_KEYS & set(value):
+        raise _Refused("photo and signature are set by Baton's driver link; send photo_url (https) instead.")
+    for key in _LINK_KEYS & set(value):
+        if not (isinstance(value[key], str) and value[key].startswith("https://")):
+            raise _Refused(f"{key} must be an https:// URL.")
     pending: list[object] = [value]
     while pending:  # not recursive: the JSON may be nested as deep as the parser allowed
         item = pending.pop()
@@ -175,12 +186,14 @@ def json_text(value: object) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
-def parse_event(item: object, *, tz: tzinfo | None = None) -> NormalizedEvent:
+def parse_event(item: object, *, tz: tzinfo | None = None, stored_files: bool = False) -> NormalizedEvent:
     """One native event as it will be recorded, or InvalidEvent naming every field that will not do.
 
     `tz` reads times that carry no offset (CSV rows, in the partner's zone); without it an offset is
     required. Text is kept exactly as sent: identifiers with spaces around them are refused rather
-    than trimmed, so the reference that is checked is the reference that is matched.
+    than trimmed, so the reference that is checked is the reference that is matched. `stored_files`
+    lets `proof` name files in Baton's storage (the driver link's own reports, and the worker reading
+    what was accepted).
     """
     if not isinstance(item, dict):
         raise InvalidEvent({"": ["Expected an object."]})
@@ -204,7 +217,7 @@ def parse_event(item: object, *, tz: tzinfo | None = None) -> NormalizedEvent:
     read("occurred_at", parse_moment, tz)
     if item.get("eta") is not None:
         read("eta", parse_moment, tz)
-    read("proof", _proof)
+    read("proof", _proof, stored_files)
     location = item.get("location")
     if "location" in item:
         if not isinstance(location, dict):
@@ -248,12 +261,12 @@ def parse_event(item: object, *, tz: tzinfo | None = None) -> NormalizedEvent:
 
 
 def parse_events(
-    data: object, *, tz: tzinfo | None = None, max_events: int | None = None
+    data: object, *, tz: tzinfo | None = None, max_events: int | None = None, stored_files: bool = False
 ) -> list[NormalizedEvent]:
     """One event, or a batch `{"events": [...]}`; InvalidEvent names fields as `events[3].status`."""
     if not (isinstance(data, dict) and "events" in data):
         try:
-            return [parse_event(data, tz=tz)]
+            return [parse_event(data, tz=tz, stored_files=stored_files)]
         except InvalidEvent as exc:
             raise InvalidEvent({name or "body": problems for name, problems in exc.fields.items()}) from None
     errors: dict[str, list[str]] = {name: ["Unknown field."] for name in sorted(set(data) - {"events"})}
@@ -267,7 +280,7 @@ def parse_events(
     events = []
     for index, item in enumerate(items):
         try:
-            events.append(parse_event(item, tz=tz))
+            events.append(parse_event(item, tz=tz, stored_files=stored_files))
         except InvalidEvent as exc:
             errors.update(
                 (f"events[{index}].{name}" if name else f"events[{index}]", problems)
@@ -283,7 +296,8 @@ class NativeAdapter(Adapter):
 
     def parse(self, body: bytes, *, headers: Mapping[str, str], tz: tzinfo) -> list[NormalizedEvent]:
         # As the API accepted it: times must carry their offset, the partner's zone is not consulted.
-        return parse_events(load_json(body))
+        # Stored files were refused at the API's door; in a driver link's report they are its own.
+        return parse_events(load_json(body), stored_files=True)
 
 
 # --- CSV --------------------------------------------------------------------------------------------

@@ -294,7 +294,7 @@ def record_driver_report(
     if action == "delivered":
         event["proof"] = _proof(custody, photo, signature, recipient, latitude, longitude)
     try:
-        parse_event(event)  # as the worker will read it
+        parse_event(event, stored_files=True)  # as the worker will read it
     except InvalidEvent as exc:
         field, problems = next(iter(exc.fields.items()))
         raise DriverReportError(f"{field}: {problems[0]}", field=field.split(".")[0]) from None

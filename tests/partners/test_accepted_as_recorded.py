@@ -210,3 +210,18 @@ def test_what_the_worker_could_not_record_as_sent_is_a_400_naming_the_field(part
     assert response.status_code == 400
     assert list(response.json()["fields"]) == [field]
     assert not TrackingEvent.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["/api/partner/v1/events", "/api/partner/v1/handoffs"])
+def test_an_unknown_field_named_with_an_unpaired_surrogate_is_a_400_that_quotes_it_escaped(
+    partner_client, url
+):
+    custody = CustodyFactory(partner_reference=HELD)
+    sent = {"reference": HELD, "status": "in_transit", "occurred_at": timezone.now().isoformat(), "\ud800": 1}
+
+    response = partner_client(custody.partner).post(
+        url, data=json.dumps(sent), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert "\\ud800" in response.json()["fields"]

@@ -45,6 +45,8 @@ def good(**changes) -> dict:
         ({"proof": {"signed_by": "A\x00"}}, "proof"),
         ({"proof": {"\ud800": 1}}, "proof"),
         ({"proof": {"score": float("nan")}}, "proof"),
+        ({"proof": {"photo": "proof/1/photo-0.jpg"}}, "proof"),  # a file in Baton's storage
+        ({"proof": {"photo_url": "proof/1/photo-0.jpg"}}, "proof"),
         ({"location": {"lat": float("nan"), "lng": 0}}, "location.lat"),
         ({"location": {"lat": 51.5, "lng": -0.1, "alt": 3}}, "location.alt"),
         ({"location": {"lat": True, "lng": 0}}, "location.lat"),
@@ -159,3 +161,12 @@ def test_an_upload_s_times_without_offset_are_read_in_the_zone_of_the_day_it_was
     services.process_inbound(result.message.pk)
 
     assert TrackingEvent.objects.get().occurred_at == MORNING - timedelta(hours=1)
+
+
+def test_only_the_driver_link_s_own_reports_name_files_in_baton_s_storage():
+    stored = {"photo": "proof/1/photo-0.jpg", "signed_by": "Ann"}
+
+    event = parse_event(good(proof=stored), stored_files=True)
+
+    assert event.proof == stored
+    assert fields_refused(good(proof=stored)) == ["proof"]

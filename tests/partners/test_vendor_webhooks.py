@@ -324,3 +324,13 @@ def test_webhook_messages_keep_no_credentials(client):
     stored = InboundMessage.objects.get(pk=response.json()["message_id"]).headers
     assert response.status_code == 200
     assert not {"api-key", "cookie", "authorization"} & set(stored)
+
+
+@pytest.mark.parametrize("vendor", ["onfleet", "stuart"])
+def test_a_handshake_is_answered_the_same_for_a_real_and_an_unknown_slug(vendor, client):
+    partner = create_partner(vendor)
+
+    real = client.get(f"/webhooks/{vendor}/{partner.slug}/", {"check": "Zx8f-41a"})
+    unknown = client.get(f"/webhooks/{vendor}/nobody-we-know/", {"check": "Zx8f-41a"})
+
+    assert (real.status_code, real.content) == (unknown.status_code, unknown.content)
