@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -183,7 +184,9 @@ def _proof(value: object, stored_files: bool) -> dict[str, Any] | None:
 
 
 def json_text(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+    """A value quoted back in an error, with what cannot be stored or sent (NUL, surrogates) escaped."""
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def parse_event(item: object, *, tz: tzinfo | None = None, stored_files: bool = False) -> NormalizedEvent:

@@ -35,6 +35,7 @@ def record_inbound(
     state: str = InboundMessage.State.RECEIVED,
     error: str = "",
     enqueue: bool = True,
+    report: list[list[object]] | None = None,
 ) -> InboundMessage:
     """Store a partner's raw message; when it is to be processed, enqueue that once it is committed."""
     message = InboundMessage.objects.create(
@@ -47,6 +48,7 @@ def record_inbound(
         state=state,
         error=error,
         request_id=current_request_id(),
+        report=report,
     )
     labels = {"adapter": adapter_for(message), "channel": channel}
     if state == InboundMessage.State.REJECTED:

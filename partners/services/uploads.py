@@ -58,15 +58,11 @@ def accept_upload(partner: Partner, *, body: bytes, headers: Mapping[str, str]) 
         },
         state=InboundMessage.State.RECEIVED if rows > len(errors) else InboundMessage.State.REJECTED,
         error="; ".join(f"line {e['row']}: {e['message']}" for e in errors[:20])[:2000],
-    )
-    if errors:
-        report = [
-            [e["row"], name, problem]
-            for e in errors
-            for name, problems in e["fields"].items()
-            for problem in problems
+        report=[
+            [e["row"], name, text] for e in errors for name, texts in e["fields"].items() for text in texts
         ]
-        InboundMessage.objects.filter(pk=message.pk).update(report=report)
+        or None,
+    )
     return UploadResult(message=message, rows=rows, errors=errors)
 
 

@@ -77,3 +77,12 @@ def test_checking_an_upload_costs_the_same_queries_for_10_or_3000_rows(custody, 
 
     queries(1)  # the key's partner and the merchant's webhook endpoints are cached from here on
     assert queries(3000) == queries(10)
+
+
+def test_a_row_quoting_a_nul_character_back_is_refused_by_line_and_its_report_stored(custody, partner_client):
+    text = HEADER + f"SWIFT-77,in\x00transit,{at(0)},nul-1\nSWIFT-77,in_transit,{at(1)},ok-1\n"
+
+    report = upload(partner_client(custody.partner), text).json()
+
+    assert (report["accepted"], report["refused"]) == (1, 1)
+    assert report["errors"][0]["message"] == 'status: "in\\u0000transit" is not a valid choice.'
