@@ -45,7 +45,9 @@ class EventStream(threading.Thread):
             "event_id": f"{self.tag}-{n}",
             "kind": "location",
             "location": {"lat": 51.5 + n / 1e5, "lng": -0.12},
-            "occurred_at": (MORNING + timedelta(seconds=n % 3600)).isoformat(),
+            # Each of the 8 jobs gets a position every 64 s: closer ones would be thinned to one a
+            # minute per source (one fact, on purpose), which is not what this test counts.
+            "occurred_at": (MORNING - timedelta(hours=10) + timedelta(seconds=8 * n)).isoformat(),
         }
 
     def run(self) -> None:
