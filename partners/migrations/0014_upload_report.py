@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('partners', '0012_default_silence_thresholds'),
+        ('partners', '0013_scorecard_rollup_index'),
     ]
 
     operations = [
