@@ -95,9 +95,7 @@ def test_after_the_demo_the_rules_have_acted_and_a_supervisor_has_an_escalation(
     assert "stale_custodian" in demo.sweep
 
 
-def test_after_the_demo_the_dashboard_has_its_figures_by_day_and_by_partner(
-    demo, client, django_user_model
-):
+def test_after_the_demo_the_dashboard_has_its_figures_by_day_and_by_partner(demo, client, django_user_model):
     client.force_login(django_user_model.objects.get(username=demo.username))
     response = client.get("/console/dashboard/", {"days": 7})
     assert response.status_code == 200
