@@ -77,12 +77,49 @@ class LocalWindowCounter:
 local_counter = LocalWindowCounter()
 
 
+class WindowLeases:
+    """Numbers in each partner's shared window that this process took ahead (a lease) and has not used.
+
+    Asking the shared cache on every request cost about 0.3 ms of CPU a request (a Redis round trip
+    and its client); a process takes a run of numbers at once instead (one increment by the lease) and
+    hands them out itself. Numbers stay unique across processes, so the limit is never exceeded; what
+    a process leased but did not use when the window closes is lost, so a partner can be refused up
+    to one lease per web process early (1% of its limit each, see LEASE_SHARE).
+    """
+
+    def __init__(self) -> None:
+        self.window = -1
+        self.spans: dict[str, tuple[int, int]] = {}  # owner -> (next number, last number leased)
+        self.lock = threading.Lock()
+
+    def number(self, owner: str, partner_id: int, window: int, lease: int) -> int:
+        """This request's number in the partner's window (the first request of a window is 1)."""
+        with self.lock:
+            if window != self.window:  # only the current window is kept: memory stays bounded
+                self.window, self.spans = window, {}
+            first, last = self.spans.get(owner, (1, 0))
+            if first <= last:
+                self.spans[owner] = (first + 1, last)
+                return first
+        last = shared_count(partner_id, window, lease)  # a round trip: outside the lock
+        with self.lock:
+            if window == self.window and lease > 1:
+                self.spans[owner] = (last - lease + 2, last)
+        return last - lease + 1
+
+
+leases = WindowLeases()
+# A process leases this share of a partner's limit at a time (at least one request).
+LEASE_SHARE = 100
+
+
 class PartnerRateThrottle(throttling.BaseThrottle):
     """Requests per minute per partner, counted in fixed one-minute windows in the shared cache.
 
-    A counter (one atomic increment) rather than DRF's request history keeps the check O(1) at
-    thousands of requests a minute. When the cache (Redis) is down the limit fails open to a
-    per-process count: ingest needs only PostgreSQL, so a cache outage must not refuse partners.
+    A counter (one atomic increment per lease of requests, `WindowLeases`) rather than DRF's request
+    history keeps the check O(1) at thousands of requests a minute. When the cache (Redis) is down
+    the limit fails open to a per-process count: ingest needs only PostgreSQL, so a cache outage must
+    not refuse partners.
     """
 
     def __init__(self) -> None:
@@ -96,8 +133,10 @@ class PartnerRateThrottle(throttling.BaseThrottle):
         now = time.time()
         window = int(now // 60)
         self.retry_after = 60 - now % 60
+        # Keyed by the key hash as well: a test database may hand a partner's id out again.
+        owner = f"{partner.pk}:{partner.api_key_hash}"
         try:
-            count = shared_count(partner.pk, window)
+            count = leases.number(owner, partner.pk, window, max(1, limit // LEASE_SHARE))
         except Exception as exc:  # any cache failure (connection refused, timeout, OOM): count locally
             local_counter.warn_once(window, exc)
             count = local_counter.incr(partner.pk, window)
@@ -107,10 +146,10 @@ class PartnerRateThrottle(throttling.BaseThrottle):
         return self.retry_after
 
 
-def shared_count(partner_id: int, window: int) -> int:
-    """This request's number in the partner's window, from the shared cache."""
+def shared_count(partner_id: int, window: int, lease: int = 1) -> int:
+    """The last of `lease` numbers taken in the partner's window, from the shared cache."""
     key = f"baton:rate:{partner_id}:{window}"
     try:
-        return int(cache.incr(key))  # one round trip for every request but a window's first
+        return int(cache.incr(key, lease))  # one round trip for every lease but a window's first
     except ValueError:  # the window's first request (or another process just opened it)
-        return 1 if cache.add(key, 1, timeout=90) else int(cache.incr(key))
+        return lease if cache.add(key, lease, timeout=90) else int(cache.incr(key, lease))

@@ -60,3 +60,19 @@ def test_rate_limit_still_holds_per_process_while_the_cache_is_down(custody, par
         ]
 
     assert codes == [202, 202, 429]
+
+
+def test_processes_lease_numbers_of_the_window_ahead_and_never_hand_out_one_twice(monkeypatch):
+    cache.clear()
+    trips: list[int] = []
+    incr = cache.incr
+    monkeypatch.setattr(cache, "incr", lambda key, delta=1: trips.append(delta) or incr(key, delta))
+    web1, web2 = authentication.WindowLeases(), authentication.WindowLeases()
+
+    numbers = [web.number("p", 7, 100, lease=4) for _ in range(5) for web in (web1, web2)]
+
+    assert sorted(numbers) == sorted(set(numbers))  # unique across processes
+    assert numbers[:4] == [1, 5, 2, 6]  # each process uses its own run of four
+    assert numbers[-2:] == [9, 13]  # then each leases the next run
+    assert trips == [4, 4, 4, 4]  # one increment a lease (the window's first finds no key: an add)
+    assert web1.number("p", 7, 101, lease=4) == 1  # a new window starts again
