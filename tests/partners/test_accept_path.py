@@ -128,6 +128,7 @@ def test_a_reference_once_found_held_is_not_looked_up_again_and_an_unknown_one_s
 
 
 def test_the_accept_paths_custody_check_finds_exactly_the_shipments_matching_would(custody):
+    from partners.adapters.base import NormalizedEvent
     from partners.services.matching import held_shipments
     from tests.factories import CustodyFactory, ShipmentFactory
 
@@ -151,10 +152,19 @@ def test_the_accept_paths_custody_check_finds_exactly_the_shipments_matching_wou
         "",
     }
 
+    services.record_events(
+        partner,
+        [NormalizedEvent(reference="SWIFT-77", kind="location", latitude=51.5, longitude=-0.1)],
+        message=services.record_inbound(partner, channel="api", body=b"{}", headers={}, enqueue=False),
+    )
+
     held = held_shipments(partner, asked)
 
     found = services.find_custodies(partner, asked)
-    assert held == {reference: found[reference].shipment_id for reference in asked if reference in found}
+    assert {r: shipment for r, (shipment, _events) in held.items()} == {
+        reference: found[reference].shipment_id for reference in asked if reference in found
+    }
     own = {"SWIFT-77", "OLD-1", "AGAIN-1"}
     assert set(held) == own | {custody.shipment.reference, proposed.shipment.reference}
-    assert held["AGAIN-1"] == again.shipment_id
+    assert held["AGAIN-1"] == (again.shipment_id, 0)
+    assert held["SWIFT-77"] == held[custody.shipment.reference] == (custody.shipment_id, 1)
