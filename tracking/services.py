@@ -324,7 +324,9 @@ def add_facts_and_reconcile(
     rules = timeline_rules()
     stored = 0
     over_ceiling: list[TrackingEvent] = []
-    with transaction.atomic():
+    # Within a caller's transaction (the worker's, which commits the messages' outcomes with the
+    # facts) no savepoint: an error here undoes the whole transaction anyway.
+    with transaction.atomic(savepoint=False):
         shipments = list(
             Shipment.objects.select_for_update().filter(pk__in=ids).order_by("pk").prefetch_related("custody")
         )

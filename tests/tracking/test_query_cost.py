@@ -21,8 +21,8 @@ from tracking.services import build_shipment_timeline, reconcile_shipment
 #   7 which of the facts are already stored 8 how many entries the timeline has
 #   9 load the shipment's events (a step    10 insert the new event in its place
 #     already known gains the message as evidence instead)
-#  11 save the shipment's reconciled state  12 COMMIT
-#  13 mark the message processed
+#  11 save the shipment's reconciled state  12 mark the message processed
+#  13 COMMIT (the events and the message's outcome together)
 # An event landing before others adds one UPDATE moving them down a place. A position newer than
 # the rest is placed at the end instead (no 9). The same on SQLite and PostgreSQL; a batch of
 # messages costs the same queries, whatever the number of shipments.
