@@ -369,6 +369,12 @@ class OutboundMessage(models.Model):
     last_error = models.TextField(blank=True)
     external_id = models.CharField(max_length=200, blank=True, help_text="The provider's id for it.")
     created_at = models.DateTimeField(default=timezone.now)
+    replayed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When an operator last sent it again: retries stop OUTBOX_GIVE_UP_SECONDS after this "
+        "(after creation if never replayed).",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

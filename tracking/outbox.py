@@ -191,7 +191,9 @@ def _record_failure(message: OutboundMessage, exc: SendError, *, now: datetime, 
     )
     message.attempts += 1
     message.last_error = exc.message[:2000]
-    give_up_at = message.created_at + timedelta(seconds=settings.BATON["OUTBOX_GIVE_UP_SECONDS"])
+    # A replay starts a new window: a message replayed days after it was created gets its retries too.
+    window_start = message.replayed_at or message.created_at
+    give_up_at = window_start + timedelta(seconds=settings.BATON["OUTBOX_GIVE_UP_SECONDS"])
     next_at = now + retry_delay(message.attempts)
     if exc.permanent or next_at > give_up_at:
         message.state = OutboundMessage.State.FAILED
@@ -224,8 +226,9 @@ def sweep_outbox(*, now: datetime | None = None, limit: int = 1000) -> int:
 
 def replay_message(message: OutboundMessage) -> None:
     """Send a message again (an operator's replay), keeping its identity and its attempt log."""
+    now = timezone.now()
     OutboundMessage.objects.filter(pk=message.pk).update(
-        state=OutboundMessage.State.PENDING, next_attempt_at=timezone.now()
+        state=OutboundMessage.State.PENDING, next_attempt_at=now, replayed_at=now
     )
     enqueue_sending([message.pk])
 

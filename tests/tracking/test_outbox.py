@@ -114,3 +114,23 @@ def test_listeners_hear_a_status_change_once(custody, partner_client):
         changes._listeners.remove(listener)
 
     assert heard == [("pending", "picked_up")]
+
+
+def test_a_replay_days_after_creation_gets_a_new_retry_window():
+    """A message replayed after its first window closed is retried again, not failed on one attempt."""
+    message = outbox.queue_message(transport="test_flaky", purpose="test", recipient="r1")
+    days_ago = timezone.now() - timedelta(days=5)
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        created_at=days_ago, state=OutboundMessage.State.FAILED
+    )
+    message.refresh_from_db()
+
+    outbox.replay_message(message)  # the second attempt fails (503) again
+
+    message.refresh_from_db()
+    assert message.replayed_at is not None
+    assert message.state == OutboundMessage.State.RETRYING
+    outbox.send_message(message.pk, now=message.next_attempt_at + timedelta(seconds=1))
+    message.refresh_from_db()
+    assert message.state == OutboundMessage.State.SENT
+    assert message.delivery_attempts.count() == 3
