@@ -276,6 +276,19 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = envbool("CELERY_TASK_EAGER_PROPAGATES", "False")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "baton")
+# Beat's jobs over every open shipment run for seconds (the flag sweep) to minutes (the estimates,
+# at 1M open jobs) and would hold workers that ingest needs. Name a queue here and give it a worker
+# of its own (`celery -A hub worker -Q <queue> -c 1`); unset, they share the default queue.
+CELERY_PERIODIC_QUEUE = os.environ.get("CELERY_PERIODIC_QUEUE", "")
+PERIODIC_TASKS = [
+    "partners.tasks.sweep_flags",
+    "partners.tasks.refresh_estimates",
+    "partners.tasks.refresh_stage_durations",
+    "partners.tasks.materialise_scorecards",
+    "contactcentre.tasks.materialise_contact_figures",
+]
+if CELERY_PERIODIC_QUEUE:
+    CELERY_TASK_ROUTES = {name: {"queue": CELERY_PERIODIC_QUEUE} for name in PERIODIC_TASKS}
 # An acknowledged partner update must survive a worker killed mid-task: acknowledge only after
 # the task ran, give the message back if the worker dies, and keep the visibility timeout above
 # any task run time or retry delay so Redis does not redeliver a task that is still running.

@@ -96,3 +96,41 @@ def test_console_and_admin_logins_are_rate_limited(client, django_user_model, se
     # The form again with an error, until the limit-th failure locks the username from this address.
     assert wrong == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
     assert locked.status_code == 429  # even the right password, until the cool-off ends
+
+
+def test_beats_long_jobs_go_to_their_own_queue_when_one_is_named():
+    script = (
+        "import django; django.setup(); from hub.celery import app; "
+        "route = lambda name: app.amqp.router.route({}, name)['queue'].name; "
+        "print(route('partners.tasks.refresh_estimates'), route('partners.tasks.sweep_flags'), "
+        "route('partners.tasks.process_inbound_messages'), route('tracking.tasks.send_outbound_message'))"
+    )
+
+    def queues(**env: str) -> list[str]:
+        clean = {k: v for k, v in os.environ.items() if k not in EXCLUDED | {"CELERY_QUEUE"}}
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**clean, "DJANGO_SETTINGS_MODULE": "hub.settings", **env},
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert queues(CELERY_PERIODIC_QUEUE="baton-periodic") == [
+        "baton-periodic",
+        "baton-periodic",
+        "baton",
+        "baton",
+    ]
+    assert queues() == ["baton"] * 4
+
+
+def test_every_task_named_as_periodic_exists_and_is_scheduled_by_beat():
+    from hub.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert set(settings.PERIODIC_TASKS) <= set(app.tasks) & scheduled
