@@ -33,6 +33,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+import hub.wsgi  # noqa: E402, F401 (as gunicorn runs it: views loaded, start-up objects frozen out of GC)
 from contactcentre.models import Case  # noqa: E402
 from contactcentre.queues import QUEUES  # noqa: E402
 from partners.models import Partner  # noqa: E402

@@ -83,7 +83,26 @@ class Case(models.Model):
             ("supervise", "Can supervise cases and agents"),
             ("operate", "Can run operations (reassign, replay, scorecards, exports)"),
         ]
-        indexes = [models.Index(fields=["status", "owner"], name="case_queue")]
+        # The console's case queues (contactcentre.queues.cases), each listed soonest SLA first from an
+        # index of open cases only: the predicate is the queue's own `exclude(status=RESOLVED)`.
+        indexes = [
+            models.Index(fields=["status", "owner"], name="case_queue"),
+            models.Index(
+                fields=["owner", "sla_due_at", "id"],
+                condition=~models.Q(status="resolved"),
+                name="case_queue_open_by_owner",
+            ),
+            models.Index(
+                fields=["sla_due_at", "id"],
+                condition=~models.Q(status="resolved"),
+                name="case_queue_open_by_sla",
+            ),
+            models.Index(
+                fields=["sla_due_at", "id"],
+                condition=models.Q(escalated=True) & ~models.Q(status="resolved"),
+                name="case_queue_escalated",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Case {self.pk} ({self.get_status_display()})"

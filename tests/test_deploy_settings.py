@@ -134,3 +134,21 @@ def test_every_task_named_as_periodic_exists_and_is_scheduled_by_beat():
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert set(settings.PERIODIC_TASKS) <= set(app.tasks) & scheduled
+
+
+def test_the_wsgi_application_loads_its_views_and_freezes_them_out_of_the_collectors_sight():
+    script = (
+        "import gc, sys; import hub.wsgi; "
+        "print(gc.get_freeze_count() > 50000, 'contactcentre.views' in sys.modules)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in EXCLUDED}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "hub.settings"},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]

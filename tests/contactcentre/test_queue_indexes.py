@@ -30,3 +30,24 @@ def test_a_flag_queue_lists_and_counts_from_its_partial_index(slug):
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert f"shipment_queue_{slug}" in plan, plan
+
+
+OPEN_CASE_INDEXES = ("case_queue_open_by_owner", "case_queue_open_by_sla", "case_queue_escalated")
+
+
+@pytest.mark.parametrize("slug", ["my_cases", "unassigned", "past_sla", "escalated"])
+def test_a_case_queue_lists_and_counts_from_an_index_of_open_cases_without_sorting(slug, agent):
+    listed = queues.cases(slug, queues.Filters(), agent)[:50]
+    counted = queues.cases(slug, queues.Filters(), agent).order_by().values("pk")[: queues.COUNT_CAP + 1]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        for queryset in (listed, counted):
+            sql, params = queryset.query.sql_with_params()
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert any(index in plan for index in OPEN_CASE_INDEXES), plan
+            assert "Sort" not in plan, plan
+        if slug == "escalated":  # the one condition neither of the other indexes can serve
+            assert "case_queue_escalated" in plan, plan
