@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -319,7 +319,13 @@ def _moment(value: str | None) -> datetime | None:
         return None
     offset = moment.utcoffset()
     # Real time zones stay within UTC-12 to UTC+14; PostgreSQL refuses offsets far outside them.
-    return moment if offset is not None and abs(offset) <= timedelta(hours=14) else None
+    if offset is None or abs(offset) > timedelta(hours=14):
+        return None
+    try:
+        moment.astimezone(UTC)  # the database compares in UTC
+    except OverflowError:  # 0001-01-01T00:00+00:01 is before the first instant UTC can hold
+        return None
+    return moment
 
 
 class EpcisExportView(APIView):
@@ -342,7 +348,7 @@ class EpcisExportView(APIView):
         except exports.InvalidRange as exc:
             for name, raw in (("from", raw_from), ("to", raw_to)):
                 if raw and _moment(raw) is None:
-                    exc.fields[name] = ["Not an ISO 8601 date-time with an offset."]
+                    exc.fields[name] = ["Not an ISO 8601 date-time with an offset, in years 1 to 9999 UTC."]
             raise ValidationError(exc.fields) from exc
         response = StreamingHttpResponse(exports.stream_range(period), content_type=EPCIS_CONTENT_TYPE)
         name = f"epcis-{period.start:%Y%m%dT%H%M}-{period.end:%Y%m%dT%H%M}.jsonld"
