@@ -417,3 +417,20 @@ class WebServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+@pytest.fixture
+def second_connection() -> Iterator[object]:
+    """Another PostgreSQL session on the test database, in autocommit, to hold a lock the code meets."""
+    import psycopg
+
+    database = connection.settings_dict
+    other = psycopg.connect(
+        dbname=database["NAME"],
+        user=database["USER"],
+        host=database["HOST"],
+        port=database["PORT"] or 5432,
+        autocommit=True,
+    )
+    yield other
+    other.close()

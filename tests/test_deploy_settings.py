@@ -29,16 +29,21 @@ README_PRODUCTION = {
 EXCLUDED = {"DEBUG", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in EXCLUDED}
+def python(*args: str, unset: frozenset[str] = frozenset(), **env: str) -> subprocess.CompletedProcess:
+    """Run Python in the project with the environment a deployment would have, plus `env`."""
+    clean = {k: v for k, v in os.environ.items() if k not in EXCLUDED | unset}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         env={**clean, **env},
         cwd=settings.BASE_DIR,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return python("manage.py", *args, **env)
 
 
 def test_check_deploy_prints_no_warning_with_the_readme_production_settings():
@@ -107,14 +112,8 @@ def test_beats_long_jobs_go_to_their_own_queue_when_one_is_named():
     )
 
     def queues(**env: str) -> list[str]:
-        clean = {k: v for k, v in os.environ.items() if k not in EXCLUDED | {"CELERY_QUEUE"}}
-        result = subprocess.run(
-            [sys.executable, "-c", script],
-            env={**clean, "DJANGO_SETTINGS_MODULE": "hub.settings", **env},
-            cwd=settings.BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        result = python(
+            "-c", script, unset=frozenset({"CELERY_QUEUE"}), DJANGO_SETTINGS_MODULE="hub.settings", **env
         )
         assert result.returncode == 0, result.stderr
         return result.stdout.split()
@@ -141,14 +140,6 @@ def test_the_wsgi_application_loads_its_views_and_freezes_them_out_of_the_collec
         "import gc, sys; import hub.wsgi; "
         "print(gc.get_freeze_count() > 50000, 'contactcentre.views' in sys.modules)"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in EXCLUDED}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**clean, "DJANGO_SETTINGS_MODULE": "hub.settings"},
-        cwd=settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = python("-c", script, DJANGO_SETTINGS_MODULE="hub.settings")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]

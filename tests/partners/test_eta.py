@@ -309,28 +309,16 @@ def test_the_refresh_costs_the_same_queries_for_ten_jobs_or_forty():
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks (CI's PostgreSQL pass)")
 @pytest.mark.django_db(transaction=True)
-def test_a_row_locked_elsewhere_is_skipped_not_waited_for_and_caught_up_next_time():
+def test_a_row_locked_elsewhere_is_skipped_not_waited_for_and_caught_up_next_time(second_connection):
     """The refresh never waits on the worker's or the sweep's row locks, so it cannot deadlock them."""
-    import psycopg
-
     swift = PartnerFactory()
     learned(swift)
     free, busy = held(swift), held(swift)
-    settings_dict = connection.settings_dict
-    other = psycopg.connect(
-        dbname=settings_dict["NAME"],
-        user=settings_dict["USER"],
-        host=settings_dict["HOST"],
-        port=settings_dict["PORT"] or 5432,
-    )
-    try:
-        other.execute("SELECT id FROM tracking_shipment WHERE id = %s FOR UPDATE", [busy.pk])
+    with second_connection.transaction():
+        second_connection.execute("SELECT id FROM tracking_shipment WHERE id = %s FOR UPDATE", [busy.pk])
         with connection.cursor() as cursor:  # a wait would fail the test rather than hang it
             cursor.execute("SET lock_timeout = '5s'")
         first = eta.refresh_estimates()
-        other.rollback()
-    finally:
-        other.close()
     free.refresh_from_db()
     busy.refresh_from_db()
     assert (first.open, first.changed) == (2, 1)

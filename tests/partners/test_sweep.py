@@ -238,26 +238,13 @@ def test_on_postgresql_the_sweep_reads_every_open_shipment_in_one_statement():
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's advisory lock (CI's second pass)")
-def test_a_pass_that_finds_another_running_does_nothing():
-    import psycopg
-
+def test_a_pass_that_finds_another_running_does_nothing(second_connection):
     from partners.services.sweep import SWEEP_LOCK_KEY
 
     silent = held(PartnerFactory(), heard_minutes_ago=60)
-    settings_dict = connection.settings_dict
-    other = psycopg.connect(
-        dbname=settings_dict["NAME"],
-        user=settings_dict["USER"],
-        host=settings_dict["HOST"],
-        port=settings_dict["PORT"] or 5432,
-        autocommit=True,
-    )
-    try:
-        other.execute("SELECT pg_advisory_lock(%s)", [SWEEP_LOCK_KEY])
-        skipped = run_sweep()
-        other.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
-    finally:
-        other.close()
+    second_connection.execute("SELECT pg_advisory_lock(%s)", [SWEEP_LOCK_KEY])
+    skipped = run_sweep()
+    second_connection.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
     assert skipped.skipped
     assert alerts(silent) == []
     assert run_sweep().changed == 1
